@@ -1,0 +1,198 @@
+//! The guest ABI: the `"mach"` imports (SPEC §4), every parameter and result `i32`. Each
+//! import turns its raw values into a [`kernel`] call; no rule lives here.
+
+use wasmtime::{AsContextMut, Caller, Linker};
+
+use crate::kern::KernReturn;
+use crate::kernel::{self, Dst, InAddr, NameArg, Src};
+use crate::module::MEMORY_EXPORT;
+use crate::port::{PortName, SELF_NAME};
+use crate::task::{TaskData, TaskShared};
+
+/// Every `"mach"` import and its parameter count; each returns one `i32`.
+pub const MACH_IMPORTS: [(&str, usize); 10] = [
+    ("vm_allocate", 4),
+    ("vm_deallocate", 3),
+    ("vm_protect", 5),
+    ("vm_read", 5),
+    ("vm_read_overwrite", 5),
+    ("vm_write", 4),
+    ("vm_copy", 4),
+    ("vm_region", 5),
+    ("mach_task_self", 0),
+    ("bootstrap_look_up", 3),
+];
+
+/// The parameter count of the `"mach"` import `name`, or `None` if there is no such call.
+pub(crate) fn param_count(name: &str) -> Option<usize> {
+    MACH_IMPORTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, p)| p)
+}
+
+/// Resolves `target` in the caller's namespace, then runs `op` as the guest.
+fn with_target(
+    caller: &mut Caller<'_, TaskData>,
+    target: i32,
+    op: impl FnOnce(&mut kernel::Caller<'_>, &TaskShared) -> Result<(), KernReturn>,
+) -> i32 {
+    let task = caller.data().task.clone();
+    if caller.data().memory.is_none() {
+        // A start function runs before `spawn` has taken the memory handle.
+        caller.data_mut().memory = caller
+            .get_export(MEMORY_EXPORT)
+            .and_then(|e| e.into_memory());
+    }
+    let Some(target) = task.ports().lookup(PortName(target as u32)) else {
+        return KernReturn::SendInvalidDest.code() as i32;
+    };
+    let mut cx = kernel::Caller {
+        task: Some(&task),
+        store: Some(caller.as_context_mut()),
+    };
+    KernReturn::to_guest(&op(&mut cx, &target))
+}
+
+/// Defines every `"mach"` import in `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()> {
+    linker.func_wrap(
+        "mach",
+        "vm_allocate",
+        |mut c: Caller<'_, TaskData>, target: i32, address_ptr: i32, size: i32, anywhere: i32| {
+            with_target(&mut c, target, |cx, t| {
+                kernel::vm_allocate(
+                    cx,
+                    t,
+                    InAddr::Ptr(address_ptr as u32),
+                    size as u32,
+                    anywhere != 0,
+                )
+                .map(drop)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "mach",
+        "vm_deallocate",
+        |mut c: Caller<'_, TaskData>, target: i32, address: i32, size: i32| {
+            with_target(&mut c, target, |cx, t| {
+                kernel::vm_deallocate(cx, t, address as u32, size as u32)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "mach",
+        "vm_protect",
+        |mut c: Caller<'_, TaskData>,
+         target: i32,
+         address: i32,
+         size: i32,
+         set_maximum: i32,
+         prot: i32| {
+            with_target(&mut c, target, |cx, t| {
+                kernel::vm_protect(
+                    cx,
+                    t,
+                    address as u32,
+                    size as u32,
+                    set_maximum != 0,
+                    prot as u32,
+                )
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "mach",
+        "vm_read",
+        |mut c: Caller<'_, TaskData>,
+         target: i32,
+         address: i32,
+         size: i32,
+         data_ptr: i32,
+         count_ptr: i32| {
+            with_target(&mut c, target, |cx, t| {
+                kernel::vm_read(
+                    cx,
+                    t,
+                    address as u32,
+                    size as u32,
+                    Some([data_ptr as u32, count_ptr as u32]),
+                )
+                .map(drop)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "mach",
+        "vm_read_overwrite",
+        |mut c: Caller<'_, TaskData>,
+         target: i32,
+         address: i32,
+         size: i32,
+         data: i32,
+         out_size_ptr: i32| {
+            with_target(&mut c, target, |cx, t| {
+                kernel::vm_read_overwrite(
+                    cx,
+                    t,
+                    address as u32,
+                    size as u32,
+                    Dst::Task(data as u32),
+                    Some(out_size_ptr as u32),
+                )
+                .map(drop)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "mach",
+        "vm_write",
+        |mut c: Caller<'_, TaskData>, target: i32, address: i32, data: i32, count: i32| {
+            with_target(&mut c, target, |cx, t| {
+                kernel::vm_write(cx, t, address as u32, Src::Task(data as u32), count as u32)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "mach",
+        "vm_copy",
+        |mut c: Caller<'_, TaskData>, target: i32, source: i32, count: i32, dest: i32| {
+            with_target(&mut c, target, |cx, t| {
+                kernel::vm_copy(cx, t, source as u32, count as u32, dest as u32)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "mach",
+        "vm_region",
+        |mut c: Caller<'_, TaskData>,
+         target: i32,
+         address_ptr: i32,
+         size_ptr: i32,
+         prot_ptr: i32,
+         max_ptr: i32| {
+            with_target(&mut c, target, |cx, t| {
+                let outs = [size_ptr as u32, prot_ptr as u32, max_ptr as u32];
+                kernel::vm_region(cx, t, InAddr::Ptr(address_ptr as u32), Some(outs)).map(drop)
+            })
+        },
+    )?;
+    linker.func_wrap("mach", "mach_task_self", || SELF_NAME.raw() as i32)?;
+    linker.func_wrap(
+        "mach",
+        "bootstrap_look_up",
+        |c: Caller<'_, TaskData>, name_ptr: i32, name_len: i32, port_ptr: i32| {
+            let name = NameArg::Guest {
+                ptr: name_ptr as u32,
+                len: name_len as u32,
+            };
+            KernReturn::to_guest(&kernel::bootstrap_look_up(
+                &c.data().task,
+                name,
+                Some(port_ptr as u32),
+            ))
+        },
+    )?;
+    Ok(())
+}

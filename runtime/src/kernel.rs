@@ -1,0 +1,577 @@
+//! The VM calls: one function per call, each applying SPEC §3's check order once for
+//! every door (the guest imports in [`crate::abi`], the host API in [`crate::task`]).
+//!
+//! Every call locks the maps it needs for its whole duration (two maps in task-id order,
+//! so no two calls can deadlock), checks, and only then changes anything: a failing call
+//! changes nothing. Data moves with one `ptr::copy` from source pages to destination pages.
+
+use std::ptr;
+use std::sync::{MutexGuard, TryLockError};
+
+use wasmtime::{AsContextMut, StoreContextMut};
+
+use crate::kern::{KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE, VmProt};
+use crate::port::PortName;
+use crate::space::{AddressSpace, MapState, PAGE};
+use crate::task::{TaskData, TaskShared};
+use crate::vm_map::{PageRange, Region, VmMap};
+
+/// Who makes a call.
+pub(crate) struct Caller<'a> {
+    /// The calling task, or `None` for the host itself.
+    pub(crate) task: Option<&'a TaskShared>,
+    /// The calling task's store, when the call comes from its running guest.
+    pub(crate) store: Option<StoreContextMut<'a, TaskData>>,
+}
+
+impl<'a> Caller<'a> {
+    /// The host, acting on a task it holds.
+    pub(crate) fn host() -> Caller<'static> {
+        Caller {
+            task: None,
+            store: None,
+        }
+    }
+
+    fn task(&self) -> &'a TaskShared {
+        self.task
+            .expect("a call with caller-side memory comes from a task")
+    }
+
+    fn is(&self, target: &TaskShared) -> bool {
+        self.task.is_some_and(|t| t.id == target.id)
+    }
+}
+
+/// A value the caller passes in place, or a pointer in the caller's memory to it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum InAddr {
+    /// The value itself (host doors).
+    Value(u32),
+    /// A pointer to 4 bytes of the caller holding it, written back on success (guests).
+    Ptr(u32),
+}
+
+/// The caller-side source of a `vm_write`.
+pub(crate) enum Src<'b> {
+    /// An address in the calling task's memory.
+    Task(u32),
+    /// Host memory (the host is the caller).
+    Host(&'b [u8]),
+}
+
+/// The caller-side destination of a `vm_read_overwrite`.
+pub(crate) enum Dst<'b> {
+    /// An address in the calling task's memory.
+    Task(u32),
+    /// Host memory (the host is the caller).
+    Host(&'b mut [u8]),
+}
+
+/// The maps a call holds, locked in task-id order.
+pub(crate) struct Maps<'a> {
+    target: MutexGuard<'a, MapState>,
+    /// The caller's map when the caller is a task other than the target.
+    caller: Option<MutexGuard<'a, MapState>>,
+}
+
+impl Maps<'_> {
+    fn target(&self) -> &VmMap {
+        &self.target.map
+    }
+
+    fn target_mut(&mut self) -> &mut VmMap {
+        &mut self.target.map
+    }
+
+    fn caller(&self) -> &VmMap {
+        self.caller.as_ref().map_or(&self.target.map, |g| &g.map)
+    }
+
+    fn caller_mut(&mut self) -> &mut VmMap {
+        match &mut self.caller {
+            Some(g) => &mut g.map,
+            None => &mut self.target.map,
+        }
+    }
+}
+
+/// Locks the target's map (and the caller's, if the caller is another task) in task-id
+/// order. Rule 1.1: a terminated target is `MACH_SEND_INVALID_DEST`.
+fn lock<'a>(caller: Option<&'a TaskShared>, target: &'a TaskShared) -> KernResult<Maps<'a>> {
+    let maps = match caller {
+        Some(c) if c.id != target.id => {
+            if c.id < target.id {
+                let caller = c.space.lock();
+                Maps {
+                    target: target.space.lock(),
+                    caller: Some(caller),
+                }
+            } else {
+                let target = target.space.lock();
+                Maps {
+                    target,
+                    caller: Some(c.space.lock()),
+                }
+            }
+        }
+        _ => Maps {
+            target: target.space.lock(),
+            caller: None,
+        },
+    };
+    if maps.target.dead {
+        return Err(KernReturn::SendInvalidDest);
+    }
+    Ok(maps)
+}
+
+fn aligned(value: u32) -> bool {
+    value % VM_PAGE_SIZE == 0
+}
+
+/// Rule 1.3/1.5: a caller pointer must be 4 bytes of the caller's memory with `need`.
+fn check_ptr(map: &VmMap, ptr: u32, need: VmProt) -> KernResult<()> {
+    map.check_access(ptr, 4, need)
+        .map_err(|_| KernReturn::InvalidArgument)
+}
+
+fn check_ptrs(map: &VmMap, ptrs: &[u32]) -> KernResult<()> {
+    ptrs.iter()
+        .try_for_each(|&p| check_ptr(map, p, VmProt::WRITE))
+}
+
+/// Writes out-values to pointers that passed [`check_ptrs`] under the lock still held.
+fn write_outs(space: &AddressSpace, ptrs: &[u32], values: &[u32]) {
+    for (&p, &v) in ptrs.iter().zip(values) {
+        // SAFETY: `p` passed `check_ptrs` (4 allocated, writable bytes of the caller) under
+        // the caller's map lock, which the caller of this function still holds.
+        unsafe { space.write_u32(p, v) };
+    }
+}
+
+/// Copies `len` bytes between two address spaces (or within one; overlap is `memmove`).
+///
+/// # Safety
+/// Both ranges were checked under the locks still held: the source allocated with `READ`,
+/// the destination allocated with `WRITE` (so both are committed and mapped read-write).
+unsafe fn copy(src: &AddressSpace, src_addr: u32, dst: &AddressSpace, dst_addr: u32, len: u32) {
+    // SAFETY: see the function's contract; `ptr::copy` allows overlap.
+    unsafe { ptr::copy(src.at(src_addr), dst.at(dst_addr), len as usize) }
+}
+
+/// Makes `target`'s memory at least `end` pages long. Growing needs the task's store: a
+/// guest's own store comes with its call; another task's store is taken only if that task
+/// is not running right now, else the call gives `KERN_RESOURCE_SHORTAGE`.
+fn ensure_committed(cx: &mut Caller<'_>, target: &TaskShared, end: u32) -> KernResult<()> {
+    let have = target.space.pages();
+    if end <= have {
+        return Ok(());
+    }
+    let delta = u64::from(end - have);
+    let grow = |mut store: StoreContextMut<'_, TaskData>| -> KernResult<()> {
+        let memory = store.data().memory.ok_or(KernReturn::ResourceShortage)?;
+        target
+            .space
+            .kernel_grow(|| memory.grow(&mut store, delta))
+            .map(drop)
+            .map_err(|_| KernReturn::ResourceShortage)
+    };
+    if cx.is(target)
+        && let Some(store) = cx.store.as_mut()
+    {
+        return grow(store.as_context_mut());
+    }
+    match target.store.try_lock() {
+        Ok(mut guard) => match guard.as_mut() {
+            Some(store) => grow(store.as_context_mut()),
+            None => Err(KernReturn::SendInvalidDest),
+        },
+        Err(TryLockError::WouldBlock) => Err(KernReturn::ResourceShortage),
+        Err(TryLockError::Poisoned(p)) => match p.into_inner().as_mut() {
+            Some(store) => grow(store.as_context_mut()),
+            None => Err(KernReturn::SendInvalidDest),
+        },
+    }
+}
+
+/// Allocates `range` in `target` (growing it if needed) and zero-fills it.
+fn allocate_range(
+    cx: &mut Caller<'_>,
+    target: &TaskShared,
+    map: &mut VmMap,
+    range: PageRange,
+    zero: bool,
+) -> KernResult<()> {
+    let old_pages = target.space.pages();
+    ensure_committed(cx, target, range.end)?;
+    map.allocate(range);
+    if zero {
+        // Pages above the old size are fresh; pages below may hold bytes the guest
+        // stored into them while they were unallocated (SPEC §5).
+        target.space.discard(PageRange {
+            first: range.first,
+            end: range.end.min(old_pages),
+        });
+    }
+    Ok(())
+}
+
+/// `vm_allocate`.
+pub(crate) fn vm_allocate(
+    cx: &mut Caller<'_>,
+    target: &TaskShared,
+    address: InAddr,
+    size: u32,
+    anywhere: bool,
+) -> KernResult<u32> {
+    let mut maps = lock(cx.task, target)?;
+    if size == 0 {
+        if let InAddr::Ptr(p) = address {
+            check_ptr(maps.caller(), p, VmProt::WRITE)?;
+            write_outs(&cx.task().space, &[p], &[0]);
+        }
+        return Ok(0);
+    }
+    let count = u64::from(size).div_ceil(PAGE) as u32;
+    let fixed_first = if anywhere {
+        None
+    } else {
+        let value = match address {
+            InAddr::Value(v) => v,
+            InAddr::Ptr(p) => {
+                check_ptr(maps.caller(), p, VmProt::READ | VmProt::WRITE)?;
+                // SAFETY: `p` was checked readable (4 allocated bytes) under the lock held.
+                unsafe { cx.task().space.read_u32(p) }
+            }
+        };
+        let first = value >> PAGE_SHIFT;
+        if u64::from(first) + u64::from(count) > u64::from(maps.target().limit()) {
+            return Err(KernReturn::InvalidAddress);
+        }
+        if maps.target().any_allocated(PageRange {
+            first,
+            end: first + count,
+        }) {
+            return Err(KernReturn::NoSpace);
+        }
+        Some(first)
+    };
+    if anywhere && let InAddr::Ptr(p) = address {
+        check_ptr(maps.caller(), p, VmProt::WRITE)?;
+    }
+    if !target.space.quota_allows(maps.target(), count) {
+        return Err(KernReturn::NoSpace);
+    }
+    let first = match fixed_first {
+        Some(first) => first,
+        None => maps.target().find_free(count).ok_or(KernReturn::NoSpace)?,
+    };
+    let range = PageRange {
+        first,
+        end: first + count,
+    };
+    allocate_range(cx, target, maps.target_mut(), range, true)?;
+    let start = first << PAGE_SHIFT;
+    if let InAddr::Ptr(p) = address {
+        write_outs(&cx.task().space, &[p], &[start]);
+    }
+    Ok(start)
+}
+
+/// `vm_deallocate`.
+pub(crate) fn vm_deallocate(
+    cx: &Caller<'_>,
+    target: &TaskShared,
+    address: u32,
+    size: u32,
+) -> KernResult<()> {
+    let mut maps = lock(cx.task, target)?;
+    if size == 0 {
+        return Ok(());
+    }
+    let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
+    if maps.target_mut().deallocate(range) > 0 {
+        target.space.discard(range);
+    }
+    Ok(())
+}
+
+/// `vm_protect`.
+pub(crate) fn vm_protect(
+    cx: &Caller<'_>,
+    target: &TaskShared,
+    address: u32,
+    size: u32,
+    set_maximum: bool,
+    prot: u32,
+) -> KernResult<()> {
+    let mut maps = lock(cx.task, target)?;
+    let prot = VmProt::from_bits(prot).ok_or(KernReturn::InvalidArgument)?;
+    if size == 0 {
+        return Ok(());
+    }
+    let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
+    maps.target().check_protect(range, prot)?;
+    maps.target_mut().protect(range, set_maximum, prot);
+    Ok(())
+}
+
+/// `vm_read` by a task: the data lands in a new region of the caller. Returns the region's
+/// address and size.
+pub(crate) fn vm_read(
+    cx: &mut Caller<'_>,
+    target: &TaskShared,
+    address: u32,
+    size: u32,
+    outs: Option<[u32; 2]>,
+) -> KernResult<(u32, u32)> {
+    let caller = cx.task();
+    let mut maps = lock(Some(caller), target)?;
+    let outs = outs.as_ref().map_or(&[][..], |o| &o[..]);
+    if size == 0 {
+        check_ptrs(maps.caller(), outs)?;
+        write_outs(&caller.space, outs, &[0, 0]);
+        return Ok((0, 0));
+    }
+    if !aligned(address) || !aligned(size) {
+        return Err(KernReturn::InvalidArgument);
+    }
+    maps.target().check_access(address, size, VmProt::READ)?;
+    check_ptrs(maps.caller(), outs)?;
+    let count = size >> PAGE_SHIFT;
+    if !caller.space.quota_allows(maps.caller(), count) {
+        return Err(KernReturn::NoSpace);
+    }
+    let first = maps.caller().find_free(count).ok_or(KernReturn::NoSpace)?;
+    let range = PageRange {
+        first,
+        end: first + count,
+    };
+    // Not zeroed: every byte is overwritten below.
+    allocate_range(cx, caller, maps.caller_mut(), range, false)?;
+    let data = first << PAGE_SHIFT;
+    // SAFETY: the source passed `check_access(READ)` and the new region was just allocated
+    // (DEFAULT includes WRITE) under the locks still held; the region was unallocated, so
+    // it does not overlap the source even when caller and target are one task.
+    unsafe { copy(&target.space, address, &caller.space, data, size) };
+    write_outs(&caller.space, outs, &[data, size]);
+    Ok((data, size))
+}
+
+/// `vm_read` by the host: the data lands in a new `Vec`.
+pub(crate) fn vm_read_host(target: &TaskShared, address: u32, size: u32) -> KernResult<Vec<u8>> {
+    let maps = lock(None, target)?;
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    if !aligned(address) || !aligned(size) {
+        return Err(KernReturn::InvalidArgument);
+    }
+    maps.target().check_access(address, size, VmProt::READ)?;
+    let mut data = Vec::with_capacity(size as usize);
+    // SAFETY: the source passed `check_access(READ)` under the lock still held; the
+    // destination is the fresh capacity of `data`, `size` bytes, not overlapping task
+    // memory; after the copy all `size` bytes are initialised, so `set_len` is sound.
+    unsafe {
+        ptr::copy_nonoverlapping(target.space.at(address), data.as_mut_ptr(), size as usize);
+        data.set_len(size as usize);
+    }
+    drop(maps);
+    Ok(data)
+}
+
+/// `vm_read_overwrite`: into `dst`, the caller's memory or a host buffer. Returns the size.
+pub(crate) fn vm_read_overwrite(
+    cx: &Caller<'_>,
+    target: &TaskShared,
+    address: u32,
+    size: u32,
+    dst: Dst<'_>,
+    out_size: Option<u32>,
+) -> KernResult<u32> {
+    let maps = lock(cx.task, target)?;
+    let outs = out_size.as_ref().map_or(&[][..], std::slice::from_ref);
+    if size == 0 {
+        if let Some(caller) = cx.task {
+            check_ptrs(maps.caller(), outs)?;
+            write_outs(&caller.space, outs, &[0]);
+        }
+        return Ok(0);
+    }
+    let dst_ok = match &dst {
+        Dst::Task(data) => aligned(*data),
+        Dst::Host(buf) => buf.len() == size as usize,
+    };
+    if !aligned(address) || !aligned(size) || !dst_ok {
+        return Err(KernReturn::InvalidArgument);
+    }
+    maps.target().check_access(address, size, VmProt::READ)?;
+    match dst {
+        Dst::Task(data) => {
+            maps.caller().check_access(data, size, VmProt::WRITE)?;
+            check_ptrs(maps.caller(), outs)?;
+            let caller = cx.task();
+            // SAFETY: source checked READ in the target, destination checked WRITE in the
+            // caller, both under the locks still held; `ptr::copy` handles a caller that
+            // reads its own memory with overlapping ranges.
+            unsafe { copy(&target.space, address, &caller.space, data, size) };
+            write_outs(&caller.space, outs, &[size]);
+        }
+        Dst::Host(buf) => {
+            // SAFETY: the source passed `check_access(READ)` under the lock still held;
+            // `buf` is exactly `size` bytes of host memory, disjoint from task memory.
+            unsafe {
+                ptr::copy_nonoverlapping(target.space.at(address), buf.as_mut_ptr(), size as usize)
+            };
+        }
+    }
+    Ok(size)
+}
+
+/// `vm_write`: from `src`, the caller's memory or a host buffer.
+pub(crate) fn vm_write(
+    cx: &Caller<'_>,
+    target: &TaskShared,
+    address: u32,
+    src: Src<'_>,
+    count: u32,
+) -> KernResult<()> {
+    let maps = lock(cx.task, target)?;
+    if count == 0 {
+        return Ok(());
+    }
+    let src_ok = match &src {
+        Src::Task(data) => {
+            maps.caller()
+                .check_access(*data, count, VmProt::READ)
+                .map_err(|_| KernReturn::SendInvalidMemory)?;
+            aligned(*data)
+        }
+        Src::Host(buf) => buf.len() == count as usize,
+    };
+    if !aligned(address) || !aligned(count) || !src_ok {
+        return Err(KernReturn::InvalidArgument);
+    }
+    maps.target().check_access(address, count, VmProt::WRITE)?;
+    match src {
+        // SAFETY: source checked READ in the caller, destination checked WRITE in the
+        // target, under the locks still held; `ptr::copy` allows a self-write to overlap.
+        Src::Task(data) => unsafe { copy(&cx.task().space, data, &target.space, address, count) },
+        // SAFETY: the destination passed `check_access(WRITE)` under the lock still held;
+        // `buf` is `count` bytes of host memory, disjoint from task memory.
+        Src::Host(buf) => unsafe {
+            ptr::copy_nonoverlapping(buf.as_ptr(), target.space.at(address), count as usize)
+        },
+    }
+    drop(maps);
+    Ok(())
+}
+
+/// `vm_copy`, inside `target`.
+pub(crate) fn vm_copy(
+    cx: &Caller<'_>,
+    target: &TaskShared,
+    source: u32,
+    count: u32,
+    dest: u32,
+) -> KernResult<()> {
+    let maps = lock(cx.task, target)?;
+    if count == 0 {
+        return Ok(());
+    }
+    if !aligned(source) || !aligned(count) || !aligned(dest) {
+        return Err(KernReturn::InvalidArgument);
+    }
+    maps.target().check_access(source, count, VmProt::READ)?;
+    maps.target().check_access(dest, count, VmProt::WRITE)?;
+    // SAFETY: source checked READ and destination checked WRITE in the target under the
+    // lock still held; overlapping ranges are `memmove`d.
+    unsafe { copy(&target.space, source, &target.space, dest, count) };
+    drop(maps);
+    Ok(())
+}
+
+/// The largest region size a guest's 32-bit out-value can carry (a 4 GiB region is
+/// reported one page short).
+const MAX_GUEST_REGION: u64 = (u32::MAX - (VM_PAGE_SIZE - 1)) as u64;
+
+/// `vm_region`. `outs` are the size, protection and maximum-protection pointers.
+pub(crate) fn vm_region(
+    cx: &Caller<'_>,
+    target: &TaskShared,
+    address: InAddr,
+    outs: Option<[u32; 3]>,
+) -> KernResult<Region> {
+    let maps = lock(cx.task, target)?;
+    let from = match address {
+        InAddr::Value(v) => v,
+        InAddr::Ptr(p) => {
+            check_ptr(maps.caller(), p, VmProt::READ | VmProt::WRITE)?;
+            // SAFETY: `p` was checked readable under the lock held.
+            unsafe { cx.task().space.read_u32(p) }
+        }
+    };
+    let region = maps.target().region(from).ok_or(KernReturn::NoSpace)?;
+    if let (InAddr::Ptr(p), Some(outs)) = (address, outs) {
+        check_ptrs(maps.caller(), &outs)?;
+        write_outs(
+            &cx.task().space,
+            &[p, outs[0], outs[1], outs[2]],
+            &[
+                region.address,
+                region.size.min(MAX_GUEST_REGION) as u32,
+                region.protection.bits(),
+                region.max_protection.bits(),
+            ],
+        );
+    }
+    Ok(region)
+}
+
+/// Where `bootstrap_look_up` takes the service name from.
+pub(crate) enum NameArg<'s> {
+    /// `[ptr, ptr + len)` in the caller's memory.
+    Guest { ptr: u32, len: u32 },
+    /// A host string.
+    Host(&'s str),
+}
+
+/// `bootstrap_look_up`: inserts a name for the registered task into the caller's namespace.
+pub(crate) fn bootstrap_look_up(
+    caller: &TaskShared,
+    name: NameArg<'_>,
+    port_ptr: Option<u32>,
+) -> KernResult<PortName> {
+    let state = caller.space.lock();
+    let owned;
+    let service = match name {
+        NameArg::Host(s) => s,
+        NameArg::Guest { ptr, len } => {
+            state
+                .map
+                .check_access(ptr, len, VmProt::READ)
+                .map_err(|_| KernReturn::InvalidArgument)?;
+            let mut bytes = vec![0u8; len as usize];
+            // SAFETY: `[ptr, ptr + len)` passed `check_access(READ)` under the lock held;
+            // `bytes` is `len` bytes of host memory.
+            unsafe {
+                ptr::copy_nonoverlapping(caller.space.at(ptr), bytes.as_mut_ptr(), len as usize)
+            };
+            owned = String::from_utf8(bytes).map_err(|_| KernReturn::InvalidArgument)?;
+            &owned
+        }
+    };
+    let task = caller
+        .runtime
+        .look_up(service)
+        .ok_or(KernReturn::InvalidName)?;
+    if let Some(p) = port_ptr {
+        check_ptr(&state.map, p, VmProt::WRITE)?;
+    }
+    let port = caller.ports().insert(&task);
+    if let Some(p) = port_ptr {
+        write_outs(&caller.space, &[p], &[port.raw()]);
+    }
+    Ok(port)
+}

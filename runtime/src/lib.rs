@@ -1,0 +1,84 @@
+//! # wasmach: Mach's VM calls between WebAssembly sandboxes
+//!
+//! Each *task* is a wasmtime instance whose linear memory is its address space, cut into
+//! 64 KiB pages with a protection table. Tasks — and the Rust host — move memory between
+//! each other with Mach's `vm_read`, `vm_write` and `vm_copy`, and manage it with
+//! `vm_allocate`, `vm_deallocate`, `vm_protect`, `vm_region` and `vm_read_overwrite`.
+//! A task can only act on a task it holds a port name for. The contract is the project's
+//! `SPEC.md`; the guest imports are listed in [`MACH_IMPORTS`].
+//!
+//! ```
+//! use wasmach::{KernReturn, Runtime, VmProt, VM_PAGE_SIZE};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let runtime = Runtime::new()?;
+//! // A guest that fills its page 1 with a byte and reads page 0 of the task "peer".
+//! let writer = runtime.spawn_bytes(r#"
+//!     (module
+//!       (import "mach" "bootstrap_look_up" (func $look_up (param i32 i32 i32) (result i32)))
+//!       (import "mach" "vm_read_overwrite"
+//!         (func $read_overwrite (param i32 i32 i32 i32 i32) (result i32)))
+//!       (memory 2)
+//!       (data (i32.const 16) "peer")
+//!       (func (export "fetch") (result i32)
+//!         (drop (call $look_up (i32.const 16) (i32.const 4) (i32.const 0)))
+//!         ;; copy the peer's page 0 over our page 1; the size goes to address 4
+//!         (call $read_overwrite (i32.load (i32.const 0)) (i32.const 0)
+//!               (i32.const 65536) (i32.const 65536) (i32.const 4))))
+//! "#)?;
+//! let peer = runtime.spawn_bytes("(module (memory 1))")?;
+//! runtime.register("peer", &peer);
+//!
+//! // The host writes into the peer as the caller...
+//! peer.vm_write(0, &vec![7u8; VM_PAGE_SIZE as usize])?;
+//! // ...the guest copies it into itself...
+//! assert_eq!(writer.call::<(), i32>("fetch", ())?, 0); // KERN_SUCCESS
+//! assert_eq!(writer.vm_read(VM_PAGE_SIZE, VM_PAGE_SIZE)?, vec![7u8; VM_PAGE_SIZE as usize]);
+//!
+//! // ...and once the peer's page is read-only, writing it is refused with Mach's code.
+//! peer.vm_protect(0, VM_PAGE_SIZE, false, VmProt::READ)?;
+//! let err = peer.vm_write(0, &vec![0u8; VM_PAGE_SIZE as usize]).unwrap_err();
+//! assert_eq!(err, KernReturn::ProtectionFailure);
+//!
+//! // The cross-task form: the writer task, as the caller, reads the peer into a new region.
+//! let port = writer.insert_port(&peer);
+//! let (address, size) = writer.mach().vm_read(port, 0, VM_PAGE_SIZE)?;
+//! assert_eq!((address, size), (2 * VM_PAGE_SIZE, VM_PAGE_SIZE));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## What is protected
+//!
+//! The protection table binds every host path: no import, host API call or runtime
+//! internal reads a page without `READ`, writes a page without `WRITE`, or touches an
+//! unallocated page. A guest's **own** loads and stores inside its memory are checked only
+//! by WebAssembly's bounds: the table does not yet bind them.
+//!
+//! ## Concurrency
+//!
+//! Tasks run in parallel on different threads. Each call holds the maps it touches for its
+//! whole duration, so a task's map changes atomically per call. Bytes copied out of a task
+//! that is *running* at the same moment may mix old and new values (as `process_vm_readv`
+//! does on Linux); for a consistent snapshot, read a task that is not running.
+
+#![deny(missing_docs)]
+
+mod abi;
+mod kern;
+mod kernel;
+mod memory;
+mod module;
+mod port;
+mod runtime;
+mod space;
+mod task;
+pub mod vm_map;
+
+pub use abi::MACH_IMPORTS;
+pub use kern::{KERN_SUCCESS, KernResult, KernReturn, MAX_PAGES, VM_PAGE_SIZE, VmProt};
+pub use module::{ModuleError, TaskModule};
+pub use port::PortName;
+pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
+pub use task::{Mach, Task};
+pub use vm_map::Region;

@@ -1,0 +1,191 @@
+//! The task's linear memory, owned by the runtime: a 4 GiB (+ guard) reservation whose base
+//! never moves, committed as the memory grows, with pages handed back to the kernel when
+//! they are freed. wasmtime reaches it through [`SpaceCreator`], the engine's
+//! `MemoryCreator`.
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use rustix::mm::{self, Advice, MapFlags, MprotectFlags, ProtFlags};
+use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
+
+use crate::kern::ADDRESS_SPACE_END;
+use crate::space::AddressSpace;
+
+/// The guard region after the 4 GiB reservation. With a full 4 GiB reservation the JIT
+/// elides every bounds check of a 32-bit memory; the guard catches static offsets.
+pub(crate) const GUARD_BYTES: u64 = 32 << 20;
+
+/// The bytes reserved for one task: the whole wasm32 address space plus the guard.
+const RESERVATION_BYTES: usize = (ADDRESS_SPACE_END + GUARD_BYTES) as usize;
+
+/// An owned anonymous mapping of [`RESERVATION_BYTES`], `PROT_NONE` except for the
+/// committed prefix, unmapped on drop.
+pub(crate) struct Mapping {
+    base: NonNull<u8>,
+}
+
+// SAFETY: `Mapping` owns its reservation; the pointer is never aliased by another owner and
+// the mapping is valid on any thread. Reads and writes through it go through `unsafe`
+// methods whose callers synchronise (the task's map lock).
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only hands out the base address and performs syscalls.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Reserves the address space, all of it inaccessible.
+    pub(crate) fn reserve() -> io::Result<Mapping> {
+        // SAFETY: a fresh private anonymous mapping at an address the kernel chooses
+        // (null hint, no MAP_FIXED) replaces nothing; see mmap(2).
+        let ptr = unsafe {
+            mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                RESERVATION_BYTES,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )?
+        };
+        let base =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Mapping { base })
+    }
+
+    /// The address of byte 0 of the address space.
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// Makes `[from, to)` readable and writable (the memory grows).
+    pub(crate) fn commit(&self, from: u64, to: u64) -> io::Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        debug_assert!(to <= ADDRESS_SPACE_END);
+        // SAFETY: `[from, to)` lies inside our own reservation (`to <= 4 GiB`); changing
+        // its protection affects no other Rust object. See mprotect(2).
+        unsafe {
+            mm::mprotect(
+                self.base().add(from as usize).cast::<c_void>(),
+                (to - from) as usize,
+                MprotectFlags::READ | MprotectFlags::WRITE,
+            )?
+        };
+        Ok(())
+    }
+
+    /// Gives the physical pages of `[from, to)` back to the kernel; they read as zero
+    /// afterwards. Only committed bytes may be passed.
+    pub(crate) fn discard(&self, from: u64, to: u64) {
+        if to <= from {
+            return;
+        }
+        // SAFETY: `[from, to)` lies inside our reservation; MADV_DONTNEED on a private
+        // anonymous mapping replaces the pages by zero-fill-on-demand pages and touches no
+        // other mapping (madvise(2)). Nobody holds a Rust reference into task memory.
+        let result = unsafe {
+            mm::madvise(
+                self.base().add(from as usize).cast::<c_void>(),
+                (to - from) as usize,
+                Advice::LinuxDontNeed,
+            )
+        };
+        // MADV_DONTNEED on a range we own cannot fail short of a kernel bug; if it ever
+        // did, the memory would be kept, not corrupted. Zeroing is then done by hand.
+        if result.is_err() {
+            // SAFETY: the range is committed (readable and writable) and ours.
+            unsafe {
+                std::ptr::write_bytes(self.base().add(from as usize), 0, (to - from) as usize)
+            };
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we unmap exactly the reservation we mapped; nothing can use it any more
+        // since `Mapping` is being dropped (every user holds an `Arc` to its space).
+        let _ = unsafe { mm::munmap(self.base().cast::<c_void>(), RESERVATION_BYTES) };
+    }
+}
+
+thread_local! {
+    /// The address space of the task being spawned on this thread, handed from
+    /// `Task::spawn` to [`SpaceCreator::new_memory`].
+    static PENDING: RefCell<Option<Arc<AddressSpace>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (which creates the task's wasmtime memory) with `space` as the space the
+/// engine's memory creator hands out.
+pub(crate) fn with_pending_space<R>(space: Arc<AddressSpace>, f: impl FnOnce() -> R) -> R {
+    PENDING.with(|p| *p.borrow_mut() = Some(space));
+    let result = f();
+    PENDING.with(|p| p.borrow_mut().take());
+    result
+}
+
+/// The engine's `MemoryCreator`: adopts the address space prepared by the spawn in
+/// progress on this thread, so that the runtime owns every task's mapping.
+pub(crate) struct SpaceCreator;
+
+// SAFETY: the memories returned honour the contract of `new_memory`: the reservation is
+// `reserved_size_in_bytes` (4 GiB) plus at least `guard_size_in_bytes` of `PROT_NONE`
+// guard, the base never moves, the memory is zero-filled, and `byte_size` bytes are
+// accessible.
+unsafe impl MemoryCreator for SpaceCreator {
+    fn new_memory(
+        &self,
+        _ty: MemoryType,
+        minimum: usize,
+        _maximum: Option<usize>,
+        reserved_size_in_bytes: Option<usize>,
+        guard_size_in_bytes: usize,
+    ) -> Result<Box<dyn LinearMemory>, String> {
+        let space = PENDING
+            .with(|p| p.borrow_mut().take())
+            .ok_or("wasmach: a memory can only be created by spawning a task")?;
+        if reserved_size_in_bytes.is_some_and(|r| r as u64 > ADDRESS_SPACE_END)
+            || guard_size_in_bytes as u64 > GUARD_BYTES
+        {
+            return Err(
+                "wasmach: the engine asked for a larger reservation than a task has".into(),
+            );
+        }
+        if space.byte_size() != minimum as u64 {
+            return Err(format!(
+                "wasmach: memory of {minimum} bytes requested, {} prepared",
+                space.byte_size()
+            ));
+        }
+        Ok(Box::new(TaskMemory { space }))
+    }
+}
+
+/// The `LinearMemory` wasmtime sees: a view of the task's [`AddressSpace`].
+struct TaskMemory {
+    space: Arc<AddressSpace>,
+}
+
+// SAFETY: `as_ptr` is the fixed base of a reservation of 4 GiB + guard, of which
+// `byte_size` bytes are committed read-write; `grow_to` commits more without moving it.
+unsafe impl LinearMemory for TaskMemory {
+    fn byte_size(&self) -> usize {
+        self.space.byte_size() as usize
+    }
+
+    fn byte_capacity(&self) -> usize {
+        ADDRESS_SPACE_END as usize
+    }
+
+    fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
+        self.space
+            .grow_to(new_size as u64)
+            .map_err(wasmtime::Error::from_anyhow)
+    }
+
+    fn as_ptr(&self) -> *mut u8 {
+        self.space.base()
+    }
+}

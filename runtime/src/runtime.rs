@@ -1,0 +1,273 @@
+//! The runtime: the engine every task shares, the `"mach"` linker, and the bootstrap
+//! registry through which tasks find each other.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use anyhow::{Context, Result, bail};
+use wasmtime::{Config, Engine, Linker, Store};
+
+use crate::memory::{GUARD_BYTES, SpaceCreator, with_pending_space};
+use crate::module::{MEMORY_EXPORT, ModuleInner, TaskModule, prepare};
+use crate::space::{AddressSpace, PAGE};
+use crate::task::{Task, TaskData, TaskShared};
+
+/// Engine-wide settings, fixed when the runtime is created.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RuntimeOptions {
+    /// Count fuel, so that [`TaskOptions::fuel`] can stop a looping guest.
+    pub consume_fuel: bool,
+    /// Check epoch deadlines, so that [`TaskOptions::epoch_deadline`] can stop a looping
+    /// guest when the host calls [`Runtime::increment_epoch`].
+    pub epoch_interruption: bool,
+}
+
+/// Per-task settings.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct TaskOptions {
+    /// The task's memory quota in bytes (rounded down to pages): `vm_allocate` and
+    /// `vm_read` past it give `KERN_NO_SPACE`, `memory.grow` gives -1. `None`: no quota.
+    pub max_memory: Option<u64>,
+    /// Fuel for the task's guest code (needs [`RuntimeOptions::consume_fuel`]).
+    pub fuel: Option<u64>,
+    /// Epoch ticks the task may run for (needs [`RuntimeOptions::epoch_interruption`]).
+    pub epoch_deadline: Option<u64>,
+}
+
+impl TaskOptions {
+    /// Sets [`TaskOptions::max_memory`].
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
+        self
+    }
+
+    /// Sets [`TaskOptions::fuel`].
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Sets [`TaskOptions::epoch_deadline`].
+    pub fn epoch_deadline(mut self, ticks: u64) -> Self {
+        self.epoch_deadline = Some(ticks);
+        self
+    }
+}
+
+impl RuntimeOptions {
+    /// Sets [`RuntimeOptions::consume_fuel`].
+    pub fn consume_fuel(mut self, on: bool) -> Self {
+        self.consume_fuel = on;
+        self
+    }
+
+    /// Sets [`RuntimeOptions::epoch_interruption`].
+    pub fn epoch_interruption(mut self, on: bool) -> Self {
+        self.epoch_interruption = on;
+        self
+    }
+}
+
+pub(crate) struct RuntimeShared {
+    engine: Engine,
+    linker: Linker<TaskData>,
+    bootstrap: Mutex<HashMap<String, Weak<TaskShared>>>,
+    next_id: AtomicU64,
+    options: RuntimeOptions,
+}
+
+impl RuntimeShared {
+    fn bootstrap(&self) -> MutexGuard<'_, HashMap<String, Weak<TaskShared>>> {
+        self.bootstrap
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The live task registered as `name`.
+    pub(crate) fn look_up(&self, name: &str) -> Option<Arc<TaskShared>> {
+        let task = self.bootstrap().get(name)?.upgrade()?;
+        task.is_alive().then_some(task)
+    }
+
+    /// Removes every registration of the task `id`.
+    pub(crate) fn forget(&self, id: u64) {
+        self.bootstrap()
+            .retain(|_, t| t.upgrade().is_some_and(|t| t.id != id));
+    }
+}
+
+/// The wasmach runtime: compiles modules, spawns tasks and keeps the bootstrap registry.
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<RuntimeShared>,
+}
+
+impl Runtime {
+    /// A runtime with default options.
+    pub fn new() -> Result<Runtime> {
+        Runtime::with_options(RuntimeOptions::default())
+    }
+
+    /// A runtime with `options`.
+    pub fn with_options(options: RuntimeOptions) -> Result<Runtime> {
+        let mut config = Config::new();
+        config
+            .with_host_memory(Arc::new(SpaceCreator))
+            .memory_reservation(1 << 32)
+            .memory_guard_size(GUARD_BYTES)
+            .memory_reservation_for_growth(0)
+            .memory_may_move(false)
+            .memory_init_cow(false)
+            .wasm_memory64(false)
+            .consume_fuel(options.consume_fuel)
+            .epoch_interruption(options.epoch_interruption);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        crate::abi::add_to_linker(&mut linker)?;
+        Ok(Runtime {
+            shared: Arc::new(RuntimeShared {
+                engine,
+                linker,
+                bootstrap: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                options,
+            }),
+        })
+    }
+
+    /// The wasmtime engine every task of this runtime runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    /// Advances the epoch: tasks past their [`TaskOptions::epoch_deadline`] trap.
+    pub fn increment_epoch(&self) {
+        self.shared.engine.increment_epoch();
+    }
+
+    /// Checks and compiles a module (wasm binary or WAT text) into a task image.
+    ///
+    /// Refused, with a [`ModuleError`](crate::ModuleError) naming the problem: a module
+    /// without exactly one 32-bit, unshared memory; a `"mach"` import of an unknown name or
+    /// the wrong type; any other import than those and the memory.
+    pub fn compile(&self, bytes: impl AsRef<[u8]>) -> Result<TaskModule> {
+        let (wasm, memory) = prepare(bytes.as_ref())?;
+        let module = wasmtime::Module::new(&self.shared.engine, &wasm)
+            .map_err(|e| crate::ModuleError::Invalid(format!("{e:#}")))?;
+        let pre = self.shared.linker.instantiate_pre(&module)?;
+        Ok(TaskModule {
+            inner: Arc::new(ModuleInner {
+                module,
+                pre,
+                memory,
+            }),
+        })
+    }
+
+    /// Reads and compiles the module at `path` (`.wasm` or `.wat`, told apart by content).
+    pub fn compile_file(&self, path: impl AsRef<Path>) -> Result<TaskModule> {
+        let path = path.as_ref();
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        self.compile(bytes)
+            .with_context(|| format!("{} is refused", path.display()))
+    }
+
+    /// Spawns a task from a compiled module, with default options.
+    pub fn spawn(&self, module: &TaskModule) -> Result<Task> {
+        self.spawn_with(module, &TaskOptions::default())
+    }
+
+    /// Compiles `bytes` (wasm or WAT) and spawns a task from it.
+    pub fn spawn_bytes(&self, bytes: impl AsRef<[u8]>) -> Result<Task> {
+        self.spawn(&self.compile(bytes)?)
+    }
+
+    /// Compiles the module at `path` and spawns a task from it.
+    pub fn spawn_file(&self, path: impl AsRef<Path>) -> Result<Task> {
+        self.spawn(&self.compile_file(path)?)
+    }
+
+    /// Spawns a task: a fresh store, an address space owned by the runtime with the
+    /// module's initial pages allocated, and an instance (whose start function, if any,
+    /// runs now).
+    pub fn spawn_with(&self, module: &TaskModule, options: &TaskOptions) -> Result<Task> {
+        let plan = &module.inner.memory;
+        let quota = options
+            .max_memory
+            .map(|bytes| (bytes / PAGE).min(u64::from(plan.limit)) as u32);
+        if let Some(q) = quota
+            && q < plan.initial
+        {
+            bail!(
+                "the module's initial memory ({} pages) exceeds the task's memory limit ({q} pages)",
+                plan.initial
+            );
+        }
+        let space = Arc::new(
+            AddressSpace::new(plan.initial, plan.limit, quota)
+                .context("cannot reserve the task's address space")?,
+        );
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let shared = TaskShared::new(id, space.clone(), self.shared.clone());
+        let mut store = Store::new(
+            &self.shared.engine,
+            TaskData {
+                task: shared.clone(),
+                memory: None,
+                instance: None,
+            },
+        );
+        if let Some(fuel) = options.fuel {
+            store.set_fuel(fuel)?;
+        } else if self.shared.options.consume_fuel {
+            store.set_fuel(u64::MAX)?;
+        }
+        if let Some(ticks) = options.epoch_deadline {
+            store.set_epoch_deadline(ticks);
+        } else if self.shared.options.epoch_interruption {
+            store.set_epoch_deadline(u64::MAX);
+        }
+        let instance = with_pending_space(space, || module.inner.pre.instantiate(&mut store));
+        let instance = match instance {
+            Ok(instance) => instance,
+            Err(e) => {
+                shared.terminate();
+                return Err(anyhow::Error::from(e).context("the task's instantiation failed"));
+            }
+        };
+        let memory = instance
+            .get_memory(&mut store, MEMORY_EXPORT)
+            .context("the task's memory is not exported")?;
+        store.data_mut().memory = Some(memory);
+        store.data_mut().instance = Some(instance);
+        *shared.store.lock().unwrap_or_else(PoisonError::into_inner) = Some(store);
+        Ok(Task { shared })
+    }
+
+    /// Registers `task` with the bootstrap under `name` (replacing any earlier holder of the
+    /// name), so that guests can find it with `bootstrap_look_up`.
+    pub fn register(&self, name: &str, task: &Task) {
+        self.shared
+            .bootstrap()
+            .insert(name.to_owned(), Arc::downgrade(&task.shared));
+    }
+
+    /// Removes the registration `name`. Names already handed out stay valid.
+    pub fn unregister(&self, name: &str) {
+        self.shared.bootstrap().remove(name);
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("options", &self.shared.options)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,171 @@
+//! A task's address space: its [`Mapping`], its [`VmMap`] behind the lock that orders every
+//! change to either, and the primitives the kernel uses to touch its bytes.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::kern::{PAGE_SHIFT, VM_PAGE_SIZE};
+use crate::memory::Mapping;
+use crate::vm_map::{PageRange, VmMap};
+
+/// What the map lock guards: the page table, and whether the task has terminated.
+pub(crate) struct MapState {
+    /// The page/protection table.
+    pub(crate) map: VmMap,
+    /// Set once, when the task terminates: every later call through a name for it is
+    /// `MACH_SEND_INVALID_DEST`, and no host path touches its memory again.
+    pub(crate) dead: bool,
+}
+
+/// One task's address space.
+pub(crate) struct AddressSpace {
+    mapping: Mapping,
+    /// Bytes committed (the wasm memory's current size). Only grows, and only while the
+    /// task's store is held.
+    committed: AtomicU64,
+    state: Mutex<MapState>,
+    /// Set by the kernel while it grows the memory under the map lock, so that
+    /// [`AddressSpace::grow_to`] neither takes the lock again nor marks the pages.
+    kernel_growing: AtomicBool,
+    /// The memory quota in pages, if the host set one.
+    quota_pages: Option<u32>,
+}
+
+impl AddressSpace {
+    /// Reserves a space of `limit` pages with `initial` pages committed and allocated.
+    pub(crate) fn new(
+        initial: u32,
+        limit: u32,
+        quota_pages: Option<u32>,
+    ) -> io::Result<AddressSpace> {
+        let mapping = Mapping::reserve()?;
+        let bytes = u64::from(initial) << PAGE_SHIFT;
+        mapping.commit(0, bytes)?;
+        Ok(AddressSpace {
+            mapping,
+            committed: AtomicU64::new(bytes),
+            state: Mutex::new(MapState {
+                map: VmMap::new(limit, initial),
+                dead: false,
+            }),
+            kernel_growing: AtomicBool::new(false),
+            quota_pages,
+        })
+    }
+
+    /// The address of byte 0.
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.mapping.base()
+    }
+
+    /// The committed size in bytes (the wasm memory size).
+    pub(crate) fn byte_size(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// The committed size in pages.
+    pub(crate) fn pages(&self) -> u32 {
+        (self.byte_size() >> PAGE_SHIFT) as u32
+    }
+
+    /// Locks the map. A poisoned lock is taken over: the map is only changed by
+    /// non-panicking code, so its state is consistent.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, MapState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the quota lets `map` gain `extra` allocated pages.
+    pub(crate) fn quota_allows(&self, map: &VmMap, extra: u32) -> bool {
+        self.quota_pages
+            .is_none_or(|q| u64::from(map.allocated_pages()) + u64::from(extra) <= u64::from(q))
+    }
+
+    /// wasmtime's growth hook (the guest's `memory.grow`, or the kernel's growth). The
+    /// guest's new pages become allocated with `cur = DEFAULT`, `max = ALL`, within the
+    /// quota; the kernel marks its own pages itself.
+    pub(crate) fn grow_to(&self, new_size: u64) -> anyhow::Result<()> {
+        let old = self.byte_size();
+        if new_size <= old {
+            return Ok(());
+        }
+        if self.kernel_growing.load(Ordering::Relaxed) {
+            self.mapping.commit(old, new_size)?;
+            self.committed.store(new_size, Ordering::Release);
+            return Ok(());
+        }
+        let mut state = self.lock();
+        anyhow::ensure!(!state.dead, "the task has terminated");
+        let range = PageRange {
+            first: (old >> PAGE_SHIFT) as u32,
+            end: (new_size >> PAGE_SHIFT) as u32,
+        };
+        anyhow::ensure!(
+            self.quota_allows(&state.map, range.len()),
+            "memory.grow past the task's memory quota"
+        );
+        self.mapping.commit(old, new_size)?;
+        state.map.allocate(range);
+        self.committed.store(new_size, Ordering::Release);
+        Ok(())
+    }
+
+    /// Runs `grow` (which calls wasmtime's `Memory::grow`) in kernel-growth mode. The
+    /// caller holds the map lock and the task's store, so nobody else grows meanwhile.
+    pub(crate) fn kernel_grow<R>(&self, grow: impl FnOnce() -> R) -> R {
+        self.kernel_growing.store(true, Ordering::Relaxed);
+        let result = grow();
+        self.kernel_growing.store(false, Ordering::Relaxed);
+        result
+    }
+
+    /// Gives back the physical memory of the committed part of `range`; its bytes read as
+    /// zero afterwards. The caller holds the map lock.
+    pub(crate) fn discard(&self, range: PageRange) {
+        let end = range.end.min(self.pages());
+        if end > range.first {
+            self.mapping.discard(
+                u64::from(range.first) << PAGE_SHIFT,
+                u64::from(end) << PAGE_SHIFT,
+            );
+        }
+    }
+
+    /// A raw pointer to byte `address`.
+    ///
+    /// # Safety
+    /// Dereferencing it is allowed only for bytes that are allocated in this space's map
+    /// (hence committed) and permitted for the access, checked under the map lock that is
+    /// still held.
+    pub(crate) unsafe fn at(&self, address: u32) -> *mut u8 {
+        // SAFETY: `address < 4 GiB` lies inside the reservation of 4 GiB + guard.
+        unsafe { self.base().add(address as usize) }
+    }
+
+    /// Writes `value` little-endian at `address`.
+    ///
+    /// # Safety
+    /// `[address, address + 4)` is allocated and writable in the map, checked under the
+    /// map lock that is still held.
+    pub(crate) unsafe fn write_u32(&self, address: u32, value: u32) {
+        // SAFETY: the caller checked the four bytes (see the contract above).
+        unsafe {
+            self.at(address)
+                .cast::<[u8; 4]>()
+                .write_unaligned(value.to_le_bytes())
+        }
+    }
+
+    /// Reads a little-endian `u32` at `address`.
+    ///
+    /// # Safety
+    /// `[address, address + 4)` is allocated and readable in the map, checked under the
+    /// map lock that is still held.
+    pub(crate) unsafe fn read_u32(&self, address: u32) -> u32 {
+        // SAFETY: the caller checked the four bytes (see the contract above).
+        u32::from_le_bytes(unsafe { self.at(address).cast::<[u8; 4]>().read_unaligned() })
+    }
+}
+
+/// The page size as a `u64`, for byte arithmetic.
+pub(crate) const PAGE: u64 = VM_PAGE_SIZE as u64;

@@ -1,0 +1,417 @@
+//! Tasks: a wasmtime store and instance around one address space, their shared state, and
+//! the host's doors onto the VM calls.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use anyhow::{Context, Result, anyhow};
+use wasmtime::{
+    AsContextMut, Func, FuncType, Instance, Memory, Store, Val, WasmParams, WasmResults,
+};
+
+use crate::kern::{KernResult, KernReturn, VmProt};
+use crate::kernel::{self, Caller, Dst, InAddr, NameArg, Src};
+use crate::port::{PortName, PortSpace, SELF_NAME};
+use crate::runtime::RuntimeShared;
+use crate::space::AddressSpace;
+use crate::vm_map::Region;
+
+/// The data of a task's wasmtime store.
+pub(crate) struct TaskData {
+    /// The task itself. (The store lives inside the task, so this is a cycle, broken when
+    /// the task terminates and its store is dropped.)
+    pub(crate) task: Arc<TaskShared>,
+    /// The task's memory, as wasmtime knows it (needed to grow it).
+    pub(crate) memory: Option<Memory>,
+    /// The instance, once instantiated.
+    pub(crate) instance: Option<Instance>,
+}
+
+/// What other tasks and the kernel reach of a task.
+pub(crate) struct TaskShared {
+    /// Unique in the process; orders lock acquisition.
+    pub(crate) id: u64,
+    pub(crate) space: Arc<AddressSpace>,
+    ports: Mutex<PortSpace>,
+    /// The store, while the task lives. Locked by whoever runs the task; the kernel only
+    /// ever `try_lock`s it (to grow an idle task).
+    pub(crate) store: Mutex<Option<Store<TaskData>>>,
+    pub(crate) runtime: Arc<RuntimeShared>,
+    alive: AtomicBool,
+}
+
+impl TaskShared {
+    pub(crate) fn new(
+        id: u64,
+        space: Arc<AddressSpace>,
+        runtime: Arc<RuntimeShared>,
+    ) -> Arc<TaskShared> {
+        Arc::new_cyclic(|me| TaskShared {
+            id,
+            space,
+            ports: Mutex::new(PortSpace::new(me.clone())),
+            store: Mutex::new(None),
+            runtime,
+            alive: AtomicBool::new(true),
+        })
+    }
+
+    /// Whether the task has not terminated.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// The task's port namespace.
+    pub(crate) fn ports(&self) -> MutexGuard<'_, PortSpace> {
+        self.ports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_store(&self) -> MutexGuard<'_, Option<Store<TaskData>>> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Terminates the task: every name for it dies, its memory is released, its store is
+    /// dropped.
+    pub(crate) fn terminate(&self) {
+        self.alive.store(false, Ordering::Release);
+        {
+            let mut state = self.space.lock();
+            state.dead = true;
+            state.map.clear();
+            self.space.discard(crate::vm_map::PageRange {
+                first: 0,
+                end: crate::kern::MAX_PAGES,
+            });
+        }
+        self.runtime.forget(self.id);
+        let store = self.lock_store().take();
+        drop(store);
+    }
+}
+
+/// A running task: one wasmtime instance with its own address space and port namespace.
+///
+/// Dropping the handle terminates the task. `Task` is `Send` and `Sync`: different tasks run
+/// at the same time on different threads; calls into one task from several threads take
+/// turns.
+pub struct Task {
+    pub(crate) shared: Arc<TaskShared>,
+}
+
+impl Task {
+    /// A number that identifies the task in this process.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The task's name for itself (what its `mach_task_self` returns).
+    pub fn self_port(&self) -> PortName {
+        SELF_NAME
+    }
+
+    /// Grants this task a name for `other`: inserts one into this task's namespace (the same
+    /// task always gets the same name) and returns it. This is how the host hands a task a
+    /// capability.
+    pub fn insert_port(&self, other: &Task) -> PortName {
+        self.shared.ports().insert(&other.shared)
+    }
+
+    /// The current size of the task's memory, in pages.
+    pub fn memory_pages(&self) -> u32 {
+        self.shared.space.pages()
+    }
+
+    /// The task's regions, in address order (what `vm_region` walks through).
+    pub fn regions(&self) -> Vec<Region> {
+        self.shared.space.lock().map.regions().collect()
+    }
+
+    /// Runs `f` with the task's store and instance. Calls from other threads wait.
+    fn with_store<R>(
+        &self,
+        f: impl FnOnce(&mut Store<TaskData>, Instance) -> Result<R>,
+    ) -> Result<R> {
+        let mut guard = self.shared.lock_store();
+        let store = guard
+            .as_mut()
+            .ok_or_else(|| anyhow!("the task has terminated"))?;
+        let instance = store
+            .data()
+            .instance
+            .ok_or_else(|| anyhow!("the task has no instance"))?;
+        f(store, instance)
+    }
+
+    /// Calls the exported function `name` with typed parameters and results.
+    ///
+    /// A trap is returned as an error (downcast it to [`wasmtime::Trap`]); the task lives
+    /// on and can be called again.
+    pub fn call<P: WasmParams, R: WasmResults>(&self, name: &str, params: P) -> Result<R> {
+        self.with_store(|store, instance| {
+            let func = instance.get_typed_func::<P, R>(&mut *store, name)?;
+            Ok(func.call(store, params)?)
+        })
+    }
+
+    /// The type of the exported function `name`, if there is one.
+    pub fn func_type(&self, name: &str) -> Option<FuncType> {
+        self.with_store(|store, instance| {
+            let func = instance
+                .get_func(&mut *store, name)
+                .context("no such function")?;
+            Ok(func.ty(&*store))
+        })
+        .ok()
+    }
+
+    /// Calls the exported function `name` with dynamically typed values.
+    pub fn call_dynamic(&self, name: &str, params: &[Val]) -> Result<Vec<Val>> {
+        self.with_store(|store, instance| {
+            let func: Func = instance
+                .get_func(&mut *store, name)
+                .with_context(|| format!("the task exports no function `{name}`"))?;
+            let mut results = vec![Val::I32(0); func.ty(&*store).results().len()];
+            func.call(store.as_context_mut(), params, &mut results)?;
+            Ok(results)
+        })
+    }
+
+    /// Sets the fuel left to the task (the runtime must consume fuel).
+    pub fn set_fuel(&self, fuel: u64) -> Result<()> {
+        self.with_store(|store, _| Ok(store.set_fuel(fuel)?))
+    }
+
+    /// Terminates the task (as dropping it does).
+    pub fn terminate(self) {}
+
+    /// The task acting as the caller of the Mach calls, on targets named in its own port
+    /// namespace: the cross-task form (`vm_read` of B into A, and so on).
+    pub fn mach(&self) -> Mach<'_> {
+        Mach { task: self }
+    }
+
+    // --- The host as the caller, acting on this task. ---
+
+    /// `vm_allocate` on this task: `size` bytes at `address` (rounded down) or, with
+    /// `anywhere`, first-fit. Returns the start of the new region.
+    pub fn vm_allocate(&self, address: u32, size: u32, anywhere: bool) -> KernResult<u32> {
+        kernel::vm_allocate(
+            &mut Caller::host(),
+            &self.shared,
+            InAddr::Value(address),
+            size,
+            anywhere,
+        )
+    }
+
+    /// `vm_deallocate` on this task.
+    pub fn vm_deallocate(&self, address: u32, size: u32) -> KernResult<()> {
+        kernel::vm_deallocate(&Caller::host(), &self.shared, address, size)
+    }
+
+    /// `vm_protect` on this task.
+    pub fn vm_protect(
+        &self,
+        address: u32,
+        size: u32,
+        set_maximum: bool,
+        protection: VmProt,
+    ) -> KernResult<()> {
+        kernel::vm_protect(
+            &Caller::host(),
+            &self.shared,
+            address,
+            size,
+            set_maximum,
+            protection.bits(),
+        )
+    }
+
+    /// `vm_region` on this task: the region containing `address`, or else the first above.
+    pub fn vm_region(&self, address: u32) -> KernResult<Region> {
+        kernel::vm_region(&Caller::host(), &self.shared, InAddr::Value(address), None)
+    }
+
+    /// `vm_read` from this task into a new host buffer.
+    pub fn vm_read(&self, address: u32, size: u32) -> KernResult<Vec<u8>> {
+        kernel::vm_read_host(&self.shared, address, size)
+    }
+
+    /// `vm_read_overwrite` from this task into `buf` (`buf.len()` bytes, a multiple of the
+    /// page). Returns the size copied.
+    pub fn vm_read_overwrite(&self, address: u32, buf: &mut [u8]) -> KernResult<u32> {
+        let size = u32::try_from(buf.len()).map_err(|_| KernReturn::InvalidArgument)?;
+        kernel::vm_read_overwrite(
+            &Caller::host(),
+            &self.shared,
+            address,
+            size,
+            Dst::Host(buf),
+            None,
+        )
+    }
+
+    /// `vm_write` of `data` (a multiple of the page) into this task at `address`.
+    pub fn vm_write(&self, address: u32, data: &[u8]) -> KernResult<()> {
+        let count = u32::try_from(data.len()).map_err(|_| KernReturn::InvalidArgument)?;
+        kernel::vm_write(
+            &Caller::host(),
+            &self.shared,
+            address,
+            Src::Host(data),
+            count,
+        )
+    }
+
+    /// `vm_copy` inside this task.
+    pub fn vm_copy(&self, source: u32, count: u32, dest: u32) -> KernResult<()> {
+        kernel::vm_copy(&Caller::host(), &self.shared, source, count, dest)
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.shared.terminate();
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.shared.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A task as the caller of the Mach calls, exactly as its guest would make them, with
+/// out-values returned instead of written to its memory. Targets are port names in the
+/// task's own namespace. Made by [`Task::mach`].
+pub struct Mach<'t> {
+    task: &'t Task,
+}
+
+impl Mach<'_> {
+    fn target(&self, port: PortName) -> KernResult<Arc<TaskShared>> {
+        self.task
+            .shared
+            .ports()
+            .lookup(port)
+            .ok_or(KernReturn::SendInvalidDest)
+    }
+
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            task: Some(&self.task.shared),
+            store: None,
+        }
+    }
+
+    /// `mach_task_self`.
+    pub fn task_self(&self) -> PortName {
+        SELF_NAME
+    }
+
+    /// `bootstrap_look_up`: inserts a name for the task registered as `name`.
+    pub fn bootstrap_look_up(&self, name: &str) -> KernResult<PortName> {
+        kernel::bootstrap_look_up(&self.task.shared, NameArg::Host(name), None)
+    }
+
+    /// `vm_allocate` in `target`. Returns the start of the new region.
+    pub fn vm_allocate(
+        &self,
+        target: PortName,
+        address: u32,
+        size: u32,
+        anywhere: bool,
+    ) -> KernResult<u32> {
+        let t = self.target(target)?;
+        kernel::vm_allocate(
+            &mut self.caller(),
+            &t,
+            InAddr::Value(address),
+            size,
+            anywhere,
+        )
+    }
+
+    /// `vm_deallocate` in `target`.
+    pub fn vm_deallocate(&self, target: PortName, address: u32, size: u32) -> KernResult<()> {
+        kernel::vm_deallocate(&self.caller(), &*self.target(target)?, address, size)
+    }
+
+    /// `vm_protect` in `target`. `protection` is raw `vm_prot_t` bits, checked as a guest's.
+    pub fn vm_protect(
+        &self,
+        target: PortName,
+        address: u32,
+        size: u32,
+        set_maximum: bool,
+        protection: u32,
+    ) -> KernResult<()> {
+        kernel::vm_protect(
+            &self.caller(),
+            &*self.target(target)?,
+            address,
+            size,
+            set_maximum,
+            protection,
+        )
+    }
+
+    /// `vm_region` in `target`.
+    pub fn vm_region(&self, target: PortName, address: u32) -> KernResult<Region> {
+        kernel::vm_region(
+            &self.caller(),
+            &*self.target(target)?,
+            InAddr::Value(address),
+            None,
+        )
+    }
+
+    /// `vm_read` of `target` into a new region of the calling task. Returns the region's
+    /// address (in the caller) and size; free it with `vm_deallocate`.
+    pub fn vm_read(&self, target: PortName, address: u32, size: u32) -> KernResult<(u32, u32)> {
+        let t = self.target(target)?;
+        kernel::vm_read(&mut self.caller(), &t, address, size, None)
+    }
+
+    /// `vm_read_overwrite` of `target` into the calling task at `data`. Returns the size.
+    pub fn vm_read_overwrite(
+        &self,
+        target: PortName,
+        address: u32,
+        size: u32,
+        data: u32,
+    ) -> KernResult<u32> {
+        kernel::vm_read_overwrite(
+            &self.caller(),
+            &*self.target(target)?,
+            address,
+            size,
+            Dst::Task(data),
+            None,
+        )
+    }
+
+    /// `vm_write` of the calling task's `[data, data + count)` into `target` at `address`.
+    pub fn vm_write(
+        &self,
+        target: PortName,
+        address: u32,
+        data: u32,
+        count: u32,
+    ) -> KernResult<()> {
+        kernel::vm_write(
+            &self.caller(),
+            &*self.target(target)?,
+            address,
+            Src::Task(data),
+            count,
+        )
+    }
+
+    /// `vm_copy` inside `target`.
+    pub fn vm_copy(&self, target: PortName, source: u32, count: u32, dest: u32) -> KernResult<()> {
+        kernel::vm_copy(&self.caller(), &*self.target(target)?, source, count, dest)
+    }
+}

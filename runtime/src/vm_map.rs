@@ -1,0 +1,390 @@
+//! The VM map: one protection entry per 64 KiB page of a task's address space, and every
+//! range rule of SPEC §3–4 that depends only on the map. Pure data: no memory, no locks.
+
+use crate::kern::{ADDRESS_SPACE_END, KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE, VmProt};
+
+/// Entry bit: the page is allocated.
+const ALLOCATED: u8 = 0x80;
+/// Entry bits 0..3: the current protection.
+const CUR_MASK: u8 = 0x07;
+/// Entry bits 3..6: the maximum protection.
+const MAX_SHIFT: u8 = 3;
+
+/// The entry of a freshly allocated page: `cur = DEFAULT`, `max = ALL`.
+const FRESH: u8 =
+    ALLOCATED | VmProt::DEFAULT.bits() as u8 | ((VmProt::ALL.bits() as u8) << MAX_SHIFT);
+
+/// A half-open run of pages `[first, end)`, `end <= MAX_PAGES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRange {
+    /// The first page.
+    pub first: u32,
+    /// One past the last page.
+    pub end: u32,
+}
+
+impl PageRange {
+    /// The pages that cover the bytes `[address, address + size)`: the start is rounded
+    /// down and the end rounded up to a page. `None` if the end lies beyond 4 GiB.
+    pub fn covering(address: u32, size: u32) -> Option<PageRange> {
+        let end = u64::from(address) + u64::from(size);
+        if end > ADDRESS_SPACE_END {
+            return None;
+        }
+        Some(PageRange {
+            first: address >> PAGE_SHIFT,
+            end: end.div_ceil(u64::from(VM_PAGE_SIZE)) as u32,
+        })
+    }
+
+    /// The number of pages.
+    pub fn len(self) -> u32 {
+        self.end - self.first
+    }
+
+    /// Whether the run holds no page.
+    pub fn is_empty(self) -> bool {
+        self.end == self.first
+    }
+
+    /// The first byte address of the run.
+    pub fn address(self) -> u64 {
+        u64::from(self.first) << PAGE_SHIFT
+    }
+
+    /// The size of the run in bytes.
+    pub fn bytes(self) -> u64 {
+        u64::from(self.len()) << PAGE_SHIFT
+    }
+}
+
+/// One page's state as [`VmMap::entry`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageState {
+    /// The current protection.
+    pub protection: VmProt,
+    /// The maximum protection.
+    pub max_protection: VmProt,
+}
+
+/// A maximal run of allocated pages with equal protections, as `vm_region` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// The region's first byte.
+    pub address: u32,
+    /// The region's size in bytes (a multiple of the page; up to 4 GiB, hence `u64`).
+    pub size: u64,
+    /// The current protection.
+    pub protection: VmProt,
+    /// The maximum protection.
+    pub max_protection: VmProt,
+}
+
+/// The page/protection table of one address space.
+///
+/// Pages at or past [`VmMap::limit`] exist in no table entry and are always unallocated.
+#[derive(Clone, Debug)]
+pub struct VmMap {
+    pages: Vec<u8>,
+    allocated: u32,
+}
+
+impl VmMap {
+    /// A map of `limit` pages whose first `initial` pages are allocated with `cur = DEFAULT`
+    /// and `max = ALL` (a task's initial memory, SPEC §3 rule 6).
+    ///
+    /// # Panics
+    /// If `initial > limit` or `limit > MAX_PAGES`: the callers derive both from a
+    /// validated memory type.
+    pub fn new(limit: u32, initial: u32) -> VmMap {
+        assert!(initial <= limit && limit <= crate::kern::MAX_PAGES);
+        let mut pages = vec![0u8; limit as usize];
+        pages[..initial as usize].fill(FRESH);
+        VmMap {
+            pages,
+            allocated: initial,
+        }
+    }
+
+    /// The number of pages of the address space.
+    pub fn limit(&self) -> u32 {
+        self.pages.len() as u32
+    }
+
+    /// The number of allocated pages.
+    pub fn allocated_pages(&self) -> u32 {
+        self.allocated
+    }
+
+    /// The state of `page`, or `None` if it is unallocated.
+    pub fn entry(&self, page: u32) -> Option<PageState> {
+        let e = *self.pages.get(page as usize)?;
+        (e & ALLOCATED != 0).then(|| PageState {
+            protection: VmProt::from_bits_truncate(u32::from(e & CUR_MASK)),
+            max_protection: VmProt::from_bits_truncate(u32::from(e >> MAX_SHIFT)),
+        })
+    }
+
+    /// SPEC §3 rule 1.4 for the bytes `[address, address + size)`: `Ok` if every page is
+    /// allocated with `need` in its current protection; else the code of the first page
+    /// (in address order) that is unallocated or past the address space
+    /// (`KERN_INVALID_ADDRESS`) or lacks `need` (`KERN_PROTECTION_FAILURE`). A range
+    /// ending beyond 4 GiB is `KERN_INVALID_ADDRESS` as a whole (rule 4).
+    pub fn check_access(&self, address: u32, size: u32, need: VmProt) -> KernResult<()> {
+        let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidAddress)?;
+        self.check_pages(range, need)
+    }
+
+    /// [`VmMap::check_access`] on whole pages.
+    pub fn check_pages(&self, range: PageRange, need: VmProt) -> KernResult<()> {
+        let in_map = range.end.min(self.limit());
+        let entries = self
+            .pages
+            .get(range.first as usize..in_map as usize)
+            .unwrap_or(&[]);
+        let want = ALLOCATED | need.bits() as u8;
+        // Fast path: the AND of a uniform, permitted run keeps every wanted bit. This loop
+        // has no early exit, so it vectorises; only a failing range takes the slow walk.
+        let all = entries.iter().fold(0xff, |acc, &e| acc & e);
+        if all & want != want || in_map < range.end {
+            for &e in entries {
+                if e & ALLOCATED == 0 {
+                    return Err(KernReturn::InvalidAddress);
+                }
+                if e & want != want {
+                    return Err(KernReturn::ProtectionFailure);
+                }
+            }
+            return Err(KernReturn::InvalidAddress);
+        }
+        Ok(())
+    }
+
+    /// Whether any page of `range` is allocated.
+    pub fn any_allocated(&self, range: PageRange) -> bool {
+        let end = range.end.min(self.limit()) as usize;
+        self.pages
+            .get(range.first as usize..end)
+            .is_some_and(|s| s.iter().any(|&e| e & ALLOCATED != 0))
+    }
+
+    /// First fit: the lowest page starting `count` consecutive unallocated pages inside the
+    /// address space, or `None`.
+    pub fn find_free(&self, count: u32) -> Option<u32> {
+        if count == 0 || count > self.limit() {
+            return None;
+        }
+        let mut run_start = 0u32;
+        let mut run = 0u32;
+        for (page, &e) in self.pages.iter().enumerate() {
+            if e & ALLOCATED != 0 {
+                run = 0;
+                run_start = page as u32 + 1;
+            } else {
+                run += 1;
+                if run == count {
+                    return Some(run_start);
+                }
+            }
+        }
+        None
+    }
+
+    /// Marks every page of `range` allocated with `cur = DEFAULT`, `max = ALL`.
+    ///
+    /// # Panics
+    /// If the range reaches past the limit or holds an allocated page: callers check with
+    /// [`VmMap::any_allocated`] and the limit first.
+    pub fn allocate(&mut self, range: PageRange) {
+        let entries = &mut self.pages[range.first as usize..range.end as usize];
+        assert!(
+            entries.iter().all(|&e| e & ALLOCATED == 0),
+            "allocating an allocated page"
+        );
+        entries.fill(FRESH);
+        self.allocated += range.len();
+    }
+
+    /// Marks every page of `range` unallocated (pages past the limit are ignored) and
+    /// returns how many were allocated.
+    pub fn deallocate(&mut self, range: PageRange) -> u32 {
+        let end = range.end.min(self.limit());
+        let Some(entries) = self.pages.get_mut(range.first as usize..end as usize) else {
+            return 0;
+        };
+        let freed = entries.iter().filter(|&&e| e & ALLOCATED != 0).count() as u32;
+        entries.fill(0);
+        self.allocated -= freed;
+        freed
+    }
+
+    /// Marks every page unallocated (a terminated task).
+    pub fn clear(&mut self) {
+        self.pages.fill(0);
+        self.allocated = 0;
+    }
+
+    /// The `vm_protect` checks over `range`: first any unallocated page (or one past the
+    /// address space) gives `KERN_INVALID_ADDRESS`, then any page whose maximum lacks
+    /// `prot` gives `KERN_PROTECTION_FAILURE`.
+    pub fn check_protect(&self, range: PageRange, prot: VmProt) -> KernResult<()> {
+        if range.end > self.limit() {
+            return Err(KernReturn::InvalidAddress);
+        }
+        let entries = &self.pages[range.first as usize..range.end as usize];
+        if entries.iter().any(|&e| e & ALLOCATED == 0) {
+            return Err(KernReturn::InvalidAddress);
+        }
+        let bits = prot.bits() as u8;
+        if entries.iter().any(|&e| (e >> MAX_SHIFT) & bits != bits) {
+            return Err(KernReturn::ProtectionFailure);
+        }
+        Ok(())
+    }
+
+    /// Applies `vm_protect` to a range that passed [`VmMap::check_protect`]:
+    /// `set_maximum` sets `max = prot` and `cur &= prot`, else `cur = prot`.
+    pub fn protect(&mut self, range: PageRange, set_maximum: bool, prot: VmProt) {
+        let bits = prot.bits() as u8;
+        for e in &mut self.pages[range.first as usize..range.end as usize] {
+            debug_assert!(*e & ALLOCATED != 0);
+            *e = if set_maximum {
+                ALLOCATED | (*e & CUR_MASK & bits) | (bits << MAX_SHIFT)
+            } else {
+                (*e & !CUR_MASK) | bits
+            };
+        }
+    }
+
+    /// The region containing the page of `address`, or else the first region above it.
+    pub fn region(&self, address: u32) -> Option<Region> {
+        let page = (address >> PAGE_SHIFT) as usize;
+        let tail = self.pages.get(page..)?;
+        let first = page + tail.iter().position(|&e| e & ALLOCATED != 0)?;
+        let entry = self.pages[first];
+        let start = self.pages[..first]
+            .iter()
+            .rposition(|&e| e != entry)
+            .map_or(0, |p| p + 1);
+        let end = self.pages[first..]
+            .iter()
+            .position(|&e| e != entry)
+            .map_or(self.pages.len(), |n| first + n);
+        let state = self.entry(first as u32)?;
+        Some(Region {
+            address: (start as u32) << PAGE_SHIFT,
+            size: ((end - start) as u64) << PAGE_SHIFT,
+            protection: state.protection,
+            max_protection: state.max_protection,
+        })
+    }
+
+    /// Every region, in address order.
+    pub fn regions(&self) -> impl Iterator<Item = Region> + '_ {
+        let mut next: Option<u64> = Some(0);
+        std::iter::from_fn(move || {
+            let from = u32::try_from(next?).ok()?;
+            let region = self.region(from)?;
+            next = Some(u64::from(region.address) + region.size);
+            Some(region)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: u32 = VM_PAGE_SIZE;
+
+    fn pages(first: u32, end: u32) -> PageRange {
+        PageRange { first, end }
+    }
+
+    #[test]
+    fn covering_rounds_out_and_refuses_past_4gib() {
+        assert_eq!(PageRange::covering(P + 1, 1), Some(pages(1, 2)));
+        assert_eq!(PageRange::covering(P - 1, 2), Some(pages(0, 2)));
+        assert_eq!(
+            PageRange::covering(u32::MAX - P + 1, P),
+            Some(pages(65535, 65536))
+        );
+        assert_eq!(PageRange::covering(u32::MAX, 2), None);
+    }
+
+    #[test]
+    fn check_reports_first_offending_page_in_address_order() {
+        let mut map = VmMap::new(8, 4);
+        map.protect(pages(1, 2), false, VmProt::NONE);
+        // page 1 lacks READ and comes before the unallocated page 4
+        assert_eq!(
+            map.check_access(0, 5 * P, VmProt::READ),
+            Err(KernReturn::ProtectionFailure)
+        );
+        assert_eq!(
+            map.check_access(2 * P, 3 * P, VmProt::READ),
+            Err(KernReturn::InvalidAddress)
+        );
+        assert_eq!(map.check_access(2 * P, 2 * P, VmProt::READ), Ok(()));
+        // past the limit is an address error
+        assert_eq!(map.check_access(0, 4 * P, VmProt::NONE), Ok(()));
+        assert_eq!(
+            map.check_access(0, 9 * P, VmProt::NONE),
+            Err(KernReturn::InvalidAddress)
+        );
+        assert_eq!(
+            map.check_access(2 * P, 7 * P, VmProt::NONE),
+            Err(KernReturn::InvalidAddress)
+        );
+        assert_eq!(
+            map.check_access(u32::MAX - 3, 8, VmProt::NONE),
+            Err(KernReturn::InvalidAddress)
+        );
+    }
+
+    #[test]
+    fn first_fit_skips_allocated_runs() {
+        let mut map = VmMap::new(10, 2);
+        map.allocate(pages(3, 4));
+        assert_eq!(map.find_free(1), Some(2));
+        assert_eq!(map.find_free(2), Some(4));
+        assert_eq!(map.find_free(6), Some(4));
+        assert_eq!(map.find_free(7), None);
+        assert_eq!(map.find_free(0), None);
+    }
+
+    #[test]
+    fn protect_lowers_max_and_masks_cur() {
+        let mut map = VmMap::new(4, 4);
+        map.protect(pages(1, 3), true, VmProt::READ);
+        let s = map.entry(1).unwrap();
+        assert_eq!(
+            (s.protection, s.max_protection),
+            (VmProt::READ, VmProt::READ)
+        );
+        assert_eq!(
+            map.check_protect(pages(1, 2), VmProt::WRITE),
+            Err(KernReturn::ProtectionFailure)
+        );
+        assert_eq!(
+            map.check_protect(pages(3, 5), VmProt::READ),
+            Err(KernReturn::InvalidAddress)
+        );
+    }
+
+    #[test]
+    fn regions_are_maximal_runs_of_equal_entries() {
+        let mut map = VmMap::new(16, 4);
+        map.protect(pages(2, 3), false, VmProt::READ);
+        map.allocate(pages(8, 10));
+        let got: Vec<_> = map
+            .regions()
+            .map(|r| (r.address / P, r.size / u64::from(P)))
+            .collect();
+        assert_eq!(got, [(0, 2), (2, 1), (3, 1), (8, 2)]);
+        assert_eq!(map.region(P + 5).unwrap().address, 0);
+        assert_eq!(map.region(5 * P).unwrap().address, 8 * P);
+        assert_eq!(map.region(10 * P), None);
+        assert_eq!(map.region(u32::MAX), None);
+    }
+}
