@@ -1,1 +1,11 @@
-mod placeholder {}
+//! wasmach's integration tests: one binary, a module per area.
+
+mod common;
+
+mod cli;
+mod guest_calls;
+mod host_api;
+mod map_model;
+mod modules;
+mod ports;
+mod threads;

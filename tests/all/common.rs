@@ -1,0 +1,38 @@
+//! Helpers shared by the test modules.
+
+#![allow(dead_code)]
+
+use wasmach::Runtime;
+
+/// The page size, as the tests use it.
+pub const PAGE: u32 = wasmach::VM_PAGE_SIZE;
+
+/// Every `"mach"` import, named `$vm_allocate`, `$vm_read`, ... as in SPEC §4.
+pub const MACH_IMPORTS_WAT: &str = r#"
+  (import "mach" "vm_allocate" (func $vm_allocate (param i32 i32 i32 i32) (result i32)))
+  (import "mach" "vm_deallocate" (func $vm_deallocate (param i32 i32 i32) (result i32)))
+  (import "mach" "vm_protect" (func $vm_protect (param i32 i32 i32 i32 i32) (result i32)))
+  (import "mach" "vm_read" (func $vm_read (param i32 i32 i32 i32 i32) (result i32)))
+  (import "mach" "vm_read_overwrite" (func $vm_read_overwrite (param i32 i32 i32 i32 i32) (result i32)))
+  (import "mach" "vm_write" (func $vm_write (param i32 i32 i32 i32) (result i32)))
+  (import "mach" "vm_copy" (func $vm_copy (param i32 i32 i32 i32) (result i32)))
+  (import "mach" "vm_region" (func $vm_region (param i32 i32 i32 i32 i32) (result i32)))
+  (import "mach" "mach_task_self" (func $mach_task_self (result i32)))
+  (import "mach" "bootstrap_look_up" (func $bootstrap_look_up (param i32 i32 i32) (result i32)))
+"#;
+
+/// A guest module: every `"mach"` import, the memory declaration `memory` (for example
+/// `(memory 4)`), and `body` (functions, data segments...).
+pub fn guest(memory: &str, body: &str) -> String {
+    format!("(module {MACH_IMPORTS_WAT} {memory} {body})")
+}
+
+/// A fresh runtime with default options.
+pub fn runtime() -> Runtime {
+    Runtime::new().expect("runtime")
+}
+
+/// `len` bytes of a pattern that differs per `seed`.
+pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(u32::from(seed)) as u8).collect()
+}
