@@ -1,1 +1,208 @@
-//! (being written)
+//! The `wasmach run` contract: output lines, naming, traps and refusals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `wasmach` binary with `args` from the repository root.
+fn wasmach(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmach"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run wasmach")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh directory for one test's files.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasmach-cli-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn demo_tasks_exchange_a_page_and_agree_on_its_checksum() {
+    let out = wasmach(&[
+        "run",
+        "guests/wat/mailbox.wat",
+        "guests/wat/producer.wat",
+        "guests/wat/consumer.wat",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "mailbox: 0 65536");
+    let produced: Vec<&str> = lines[1].split(' ').collect();
+    let consumed: Vec<&str> = lines[2].split(' ').collect();
+    assert_eq!(produced[..2], ["producer:", "0"]);
+    assert_eq!(consumed[..2], ["consumer:", "0"]);
+    assert_eq!(produced[2], consumed[2], "the consumer's copy differs: {text}");
+    // the sealed page refuses the consumer's write: KERN_PROTECTION_FAILURE
+    assert_eq!(consumed[3], "2");
+}
+
+#[test]
+fn names_default_to_the_file_stem_and_name_equals_path_overrides() {
+    let dir = scratch("names");
+    let wat = "(module (memory 1) (func (export \"_start\") (result i32) (i32.const -1)))";
+    let a = write(&dir, "alpha.wat", wat);
+    let b = write(&dir, "beta.wat", wat);
+    let out = wasmach(&["run", &a, &format!("gamma={b}")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "alpha: -1\ngamma: -1\n");
+}
+
+#[test]
+fn tasks_run_in_command_line_order_and_find_each_other_by_name() {
+    let dir = scratch("order");
+    let first = write(
+        &dir,
+        "first.wat",
+        r#"(module (memory 1) (func (export "_start") (i32.store (i32.const 0) (i32.const 42))))"#,
+    );
+    let second = write(
+        &dir,
+        "second.wat",
+        r#"(module
+             (import "mach" "bootstrap_look_up" (func $look_up (param i32 i32 i32) (result i32)))
+             (import "mach" "vm_read_overwrite" (func $rd (param i32 i32 i32 i32 i32) (result i32)))
+             (memory 2)
+             (data (i32.const 8) "one")
+             (func (export "_start") (result i32 i32)
+               (drop (call $look_up (i32.const 8) (i32.const 3) (i32.const 0)))
+               (call $rd (i32.load (i32.const 0)) (i32.const 0) (i32.const 65536) (i32.const 65536) (i32.const 4))
+               (i32.load (i32.const 65536))))"#,
+    );
+    let out = wasmach(&["run", &format!("one={first}"), &second]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `one` ran first (no results: a bare name), then `second` read its 42
+    assert_eq!(stdout(&out), "one:\nsecond: 0 42\n");
+}
+
+#[test]
+fn invoke_calls_only_the_tasks_that_export_the_function() {
+    let dir = scratch("invoke");
+    let with = write(
+        &dir,
+        "with.wat",
+        r#"(module (memory 1) (func (export "go") (result i32 i64) (i32.const 7) (i64.const -8)))"#,
+    );
+    let without = write(&dir, "without.wat", "(module (memory 1))");
+    let out = wasmach(&["run", "--invoke", "go", &with, &without]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "with: 7 -8\n");
+}
+
+#[test]
+fn a_trap_is_reported_and_the_run_goes_on_with_exit_status_1() {
+    let dir = scratch("trap");
+    let bad = write(&dir, "bad.wat", r#"(module (memory 1) (func (export "_start") unreachable))"#);
+    let good = write(
+        &dir,
+        "good.wat",
+        r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 1)))"#,
+    );
+    let out = wasmach(&["run", &bad, &good]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "good: 1\n");
+    let err = stderr(&out);
+    assert!(err.starts_with("bad: trap: "), "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+}
+
+#[test]
+fn wasm_binaries_are_told_from_text_by_content() {
+    let dir = scratch("binary");
+    let wasm = wat::parse_str(r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 5)))"#).unwrap();
+    // a binary with a .wat name is still a binary
+    let path = write(&dir, "odd.wat", wasm);
+    let out = wasmach(&["run", &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "odd: 5\n");
+}
+
+#[test]
+fn an_unreadable_file_runs_nothing_and_exits_2() {
+    let dir = scratch("missing");
+    let good = write(
+        &dir,
+        "good.wat",
+        r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 1)))"#,
+    );
+    let missing = dir.join("nowhere.wasm").to_string_lossy().into_owned();
+    let out = wasmach(&["run", &good, &missing]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "", "nothing may run");
+    assert!(stderr(&out).contains("nowhere.wasm"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_refused_module_is_named_with_its_cause_and_nothing_runs() {
+    let dir = scratch("refused");
+    let good = write(
+        &dir,
+        "good.wat",
+        r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 1)))"#,
+    );
+    let cases = [
+        ("nomem.wat", "(module)", "no memory"),
+        (
+            "badimport.wat",
+            r#"(module (import "mach" "vm_teleport" (func)) (memory 1))"#,
+            "vm_teleport",
+        ),
+        ("garbage.wasm", "\0asm\x01\0\0\0\x7f\x7f", "invalid wasm"),
+        ("text.wat", "(module (memory 1) (func (i32.add)))", "nvalid"),
+    ];
+    for (name, contents, cause) in cases {
+        let path = write(&dir, name, contents);
+        let out = wasmach(&["run", &good, &path]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert_eq!(stdout(&out), "", "{name}: nothing may run");
+        let err = stderr(&out);
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(err.contains(cause), "{name}: {err}");
+    }
+}
+
+#[test]
+fn an_entry_function_with_parameters_is_refused_before_anything_runs() {
+    let dir = scratch("params");
+    let good = write(
+        &dir,
+        "good.wat",
+        r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 1)))"#,
+    );
+    let takes = write(&dir, "takes.wat", r#"(module (memory 1) (func (export "_start") (param i32)))"#);
+    let out = wasmach(&["run", &good, &takes]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).contains("takes.wat"), "{}", stderr(&out));
+}
+
+#[test]
+fn two_modules_with_one_name_are_refused() {
+    let dir = scratch("dupe");
+    let a = write(&dir, "a.wat", "(module (memory 1))");
+    let out = wasmach(&["run", &a, &format!("a={a}")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`a`"), "{}", stderr(&out));
+}
