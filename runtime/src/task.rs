@@ -415,3 +415,16 @@ impl Mach<'_> {
         kernel::vm_copy(&self.caller(), &*self.target(target)?, source, count, dest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_and_runtimes_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Task>();
+        send_sync::<crate::Runtime>();
+        send_sync::<crate::TaskModule>();
+    }
+}
