@@ -13,7 +13,10 @@ fn wasmach(args: &[&str]) -> Output {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn stdout(o: &Output) -> String {
@@ -54,7 +57,10 @@ fn demo_tasks_exchange_a_page_and_agree_on_its_checksum() {
     let consumed: Vec<&str> = lines[2].split(' ').collect();
     assert_eq!(produced[..2], ["producer:", "0"]);
     assert_eq!(consumed[..2], ["consumer:", "0"]);
-    assert_eq!(produced[2], consumed[2], "the consumer's copy differs: {text}");
+    assert_eq!(
+        produced[2], consumed[2],
+        "the consumer's copy differs: {text}"
+    );
     // the sealed page refuses the consumer's write: KERN_PROTECTION_FAILURE
     assert_eq!(consumed[3], "2");
 }
@@ -114,7 +120,11 @@ fn invoke_calls_only_the_tasks_that_export_the_function() {
 #[test]
 fn a_trap_is_reported_and_the_run_goes_on_with_exit_status_1() {
     let dir = scratch("trap");
-    let bad = write(&dir, "bad.wat", r#"(module (memory 1) (func (export "_start") unreachable))"#);
+    let bad = write(
+        &dir,
+        "bad.wat",
+        r#"(module (memory 1) (func (export "_start") unreachable))"#,
+    );
     let good = write(
         &dir,
         "good.wat",
@@ -131,7 +141,10 @@ fn a_trap_is_reported_and_the_run_goes_on_with_exit_status_1() {
 #[test]
 fn wasm_binaries_are_told_from_text_by_content() {
     let dir = scratch("binary");
-    let wasm = wat::parse_str(r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 5)))"#).unwrap();
+    let wasm = wat::parse_str(
+        r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 5)))"#,
+    )
+    .unwrap();
     // a binary with a .wat name is still a binary
     let path = write(&dir, "odd.wat", wasm);
     let out = wasmach(&["run", &path]);
@@ -191,7 +204,11 @@ fn an_entry_function_with_parameters_is_refused_before_anything_runs() {
         "good.wat",
         r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 1)))"#,
     );
-    let takes = write(&dir, "takes.wat", r#"(module (memory 1) (func (export "_start") (param i32)))"#);
+    let takes = write(
+        &dir,
+        "takes.wat",
+        r#"(module (memory 1) (func (export "_start") (param i32)))"#,
+    );
     let out = wasmach(&["run", &good, &takes]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stdout(&out), "");

@@ -8,4 +8,5 @@ mod host_api;
 mod map_model;
 mod modules;
 mod ports;
+mod readme;
 mod threads;
