@@ -127,7 +127,7 @@ fn lock<'a>(caller: Option<&'a TaskShared>, target: &'a TaskShared) -> KernResul
 }
 
 fn aligned(value: u32) -> bool {
-    value % VM_PAGE_SIZE == 0
+    value.is_multiple_of(VM_PAGE_SIZE)
 }
 
 /// Rule 1.3/1.5: a caller pointer must be 4 bytes of the caller's memory with `need`.
@@ -391,7 +391,7 @@ pub(crate) fn vm_read_overwrite(
     out_size: Option<u32>,
 ) -> KernResult<u32> {
     let maps = lock(cx.task, target)?;
-    let outs = out_size.as_ref().map_or(&[][..], std::slice::from_ref);
+    let outs = out_size.as_slice();
     if size == 0 {
         if let Some(caller) = cx.task {
             check_ptrs(maps.caller(), outs)?;
