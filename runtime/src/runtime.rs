@@ -231,7 +231,9 @@ impl Runtime {
         if let Some(ticks) = options.epoch_deadline {
             store.set_epoch_deadline(ticks);
         } else if self.shared.options.epoch_interruption {
-            store.set_epoch_deadline(u64::MAX);
+            // The deadline is relative to the current epoch: leave room so that wasmtime's
+            // `current + ticks` cannot overflow however far the epoch has advanced.
+            store.set_epoch_deadline(u64::MAX / 2);
         }
         let instance = with_pending_space(space, || module.inner.pre.instantiate(&mut store));
         let instance = match instance {
