@@ -229,7 +229,7 @@ impl Runtime {
             store.set_fuel(u64::MAX)?;
         }
         if let Some(ticks) = options.epoch_deadline {
-            store.set_epoch_deadline(ticks);
+            store.set_epoch_deadline(ticks.min(u64::MAX / 2));
         } else if self.shared.options.epoch_interruption {
             // The deadline is relative to the current epoch: leave room so that wasmtime's
             // `current + ticks` cannot overflow however far the epoch has advanced.
