@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Turns criterion's output (target/criterion) into BENCHMARKS.md tables and an SVG plot.
+
+Usage: python3 benches/report.py [CRITERION_DIR] [PLOT.svg]
+Prints the Markdown tables on stdout and writes the plot (throughput against size, one line
+per case and baseline). Needs only the Python standard library.
+"""
+
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+
+GIB = 1 << 30
+
+
+def load(root):
+    """{group: {function: (mean_ns, bytes_or_None)}} from every new/benchmark.json."""
+    results = defaultdict(dict)
+    for dirpath, _dirs, files in os.walk(root):
+        if os.path.basename(dirpath) != "new" or "benchmark.json" not in files:
+            continue
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            bench = json.load(f)
+        with open(os.path.join(dirpath, "estimates.json")) as f:
+            est = json.load(f)
+        # iter_custom and iter both give a slope when enough samples; prefer it
+        point = (est.get("slope") or est["mean"])["point_estimate"]
+        throughput = bench.get("throughput") or {}
+        results[bench["group_id"]][bench["function_id"]] = (point, throughput.get("Bytes"))
+    return results
+
+
+def fmt_time(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.2f} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def tables(results):
+    out = []
+    transfer = sorted((g for g in results if g.startswith("transfer/")), key=lambda g: int(g.split("/")[1]))
+    for group in transfer:
+        rows = results[group]
+        memcpy = rows.get("baseline/memcpy", (None,))[0]
+        pages = int(group.split("/")[1])
+        out.append(f"\n### {pages} page{'s' if pages > 1 else ''} ({pages * 64} KiB)\n")
+        out.append("| case | time | GiB/s | × memcpy |")
+        out.append("|---|---:|---:|---:|")
+        for name, (ns, nbytes) in sorted(rows.items(), key=lambda kv: (not kv[0].startswith("baseline"), kv[0])):
+            gibs = nbytes / ns * 1e9 / GIB if nbytes else float("nan")
+            ratio = memcpy / ns if memcpy else float("nan")
+            out.append(f"| {name} | {fmt_time(ns)} | {gibs:.2f} | {ratio:.2f} |")
+    for group in sorted(g for g in results if not g.startswith("transfer/")):
+        out.append(f"\n### {group}\n")
+        out.append("| case | time per call |")
+        out.append("|---|---:|")
+        for name, (ns, _) in sorted(results[group].items()):
+            out.append(f"| {name} | {fmt_time(ns)} |")
+    return "\n".join(out)
+
+
+def plot(results, path):
+    series = defaultdict(list)
+    for group, rows in results.items():
+        if not group.startswith("transfer/"):
+            continue
+        pages = int(group.split("/")[1])
+        for name, (ns, nbytes) in rows.items():
+            if nbytes:
+                series[name].append((pages, nbytes / ns * 1e9 / GIB))
+    if not series:
+        return
+    width, height, left, right, top, bottom = 960, 560, 70, 300, 30, 60
+    xs = sorted({p for pts in series.values() for p, _ in pts})
+    ymax = max(v for pts in series.values() for _, v in pts) * 1.1
+    lx0, lx1 = math.log2(xs[0]), math.log2(xs[-1]) if xs[-1] > xs[0] else math.log2(xs[0]) + 1
+
+    def px(pages):
+        return left + (math.log2(pages) - lx0) / (lx1 - lx0) * (width - left - right)
+
+    def py(v):
+        return height - bottom - v / ymax * (height - top - bottom)
+
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa0000", "#00aa00", "#0000aa", "#aaaa00"]
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>']
+    svg.append(f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>')
+    svg.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>')
+    for p in xs:
+        svg.append(f'<text x="{px(p):.1f}" y="{height - bottom + 18}" text-anchor="middle">{p * 64} KiB</text>')
+    for i in range(6):
+        v = ymax * i / 5
+        svg.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
+        svg.append(f'<line x1="{left}" y1="{py(v):.1f}" x2="{width - right}" y2="{py(v):.1f}" stroke="#ddd"/>')
+    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle">transfer size</text>')
+    svg.append(f'<text x="18" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 18 {(top + height - bottom) / 2})">GiB/s</text>')
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        pts.sort()
+        color = colors[i % len(colors)]
+        dash = ' stroke-dasharray="6 3"' if name.startswith("baseline") else ""
+        path_d = " ".join(f"{'M' if j == 0 else 'L'}{px(p):.1f},{py(v):.1f}" for j, (p, v) in enumerate(pts))
+        svg.append(f'<path d="{path_d}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        ly = top + 16 * i
+        svg.append(f'<line x1="{width - right + 10}" y1="{ly}" x2="{width - right + 40}" y2="{ly}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/>')
+        svg.append(f'<text x="{width - right + 46}" y="{ly + 4}">{name}</text>')
+    svg.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(svg))
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
+    out = sys.argv[2] if len(sys.argv) > 2 else "benches/throughput.svg"
+    results = load(root)
+    if not results:
+        sys.exit(f"no criterion results under {root}: run `cargo bench --bench transfer` first")
+    print(tables(results))
+    plot(results, out)
+
+
+if __name__ == "__main__":
+    main()

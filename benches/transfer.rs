@@ -1,0 +1,262 @@
+//! Inter-sandbox copies side by side with their baselines, measured in one run.
+//!
+//! Groups:
+//! - `transfer/<pages>`: every transfer case at 1, 16, 256 and 4096 pages (64 KiB to
+//!   256 MiB) with the baselines: the host's `memcpy` (the limit), wasmtime's
+//!   `Memory::read` into a `Vec` then `Memory::write` (what a user writes without wasmach),
+//!   Linux `process_vm_readv` from a child process, and the guest's own `memory.copy`.
+//! - `per_call`: the cost of one call: a one-page transfer against a 64 KiB memcpy, a
+//!   failing call (bad alignment: the check-and-return path), and the cheapest import.
+//! - `spawn`: spawning a task from a compiled module against wasmtime's plain instantiate.
+//!
+//! `cargo bench --bench transfer` runs it all; `cargo test --benches` runs each case once.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use wasmach::{PortName, Runtime, Task, VM_PAGE_SIZE};
+
+const PAGE: u32 = VM_PAGE_SIZE;
+const GUEST: &str = include_str!("guest.wat");
+const SIZES: [u32; 4] = [1, 16, 256, 4096];
+
+/// A caller task running `guest.wat` and a peer task, each with `pages` pages of data at
+/// page 1 and `pages` more pages after it (destinations of in-task copies).
+struct Pair {
+    caller: Task,
+    peer: Task,
+    /// The caller's name for the peer.
+    port: PortName,
+    /// The caller's name for itself.
+    own: PortName,
+}
+
+impl Pair {
+    fn new(runtime: &Runtime, pages: u32) -> Pair {
+        let caller = runtime.spawn_bytes(GUEST).expect("caller");
+        let peer = runtime.spawn_bytes("(module (memory 1))").expect("peer");
+        for task in [&caller, &peer] {
+            task.vm_allocate(PAGE, 2 * pages * PAGE, false).expect("allocate");
+            let data: Vec<u8> = (0..pages * PAGE).map(|i| (i * 7 + 3) as u8).collect();
+            task.vm_write(PAGE, &data).expect("fill");
+            task.vm_write(PAGE + pages * PAGE, &data).expect("fault in");
+        }
+        runtime.register("source", &peer);
+        let port: i32 = caller.call("look_up_source", ()).expect("look up");
+        Pair {
+            port: PortName(port as u32),
+            own: caller.self_port(),
+            caller,
+            peer,
+        }
+    }
+
+    /// Runs the guest loop `func` `iters` times and returns the elapsed time.
+    fn guest_loop<P: wasmtime::WasmParams>(&self, func: &str, params: P) -> Duration {
+        let start = Instant::now();
+        let kr: i32 = self.caller.call(func, params).expect("guest loop");
+        let elapsed = start.elapsed();
+        assert_eq!(kr, 0, "{func} failed");
+        elapsed
+    }
+}
+
+/// A child process holding `len` bytes at a known address, for `process_vm_readv`.
+struct Child {
+    pid: libc::pid_t,
+    remote: Vec<u8>,
+}
+
+impl Child {
+    fn new(len: usize) -> Child {
+        let remote: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        // SAFETY: the child only calls async-signal-safe `pause` until it is killed; it
+        // keeps the parent's copy of `remote` at the same address.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            loop {
+                // SAFETY: `pause` has no preconditions.
+                unsafe { libc::pause() };
+            }
+        }
+        Child { pid, remote }
+    }
+
+    fn read(&self, local: &mut [u8]) {
+        let local_iov = libc::iovec {
+            iov_base: local.as_mut_ptr().cast(),
+            iov_len: local.len(),
+        };
+        let remote_iov = libc::iovec {
+            iov_base: self.remote.as_ptr() as *mut libc::c_void,
+            iov_len: local.len(),
+        };
+        // SAFETY: both iovecs describe `local.len()` valid bytes: `local` here, and the
+        // child's copy of `remote` (same address after fork).
+        let n = unsafe { libc::process_vm_readv(self.pid, &local_iov, 1, &remote_iov, 1, 0) };
+        assert_eq!(n, local.len() as isize, "process_vm_readv");
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SAFETY: `pid` is our child; we kill and reap it.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// Two plain wasmtime instances (default engine) with exported memories: the baseline of
+/// copying between sandboxes without wasmach.
+struct Plain {
+    a: (wasmtime::Store<()>, wasmtime::Memory),
+    b: (wasmtime::Store<()>, wasmtime::Memory),
+}
+
+impl Plain {
+    fn new(pages: u32) -> Plain {
+        let engine = wasmtime::Engine::default();
+        let wat = format!("(module (memory (export \"memory\") {}))", pages + 1);
+        let module = wasmtime::Module::new(&engine, wat).expect("module");
+        let mut make = || {
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instance");
+            let memory = instance.get_memory(&mut store, "memory").expect("memory");
+            memory.data_mut(&mut store).fill(1);
+            (store, memory)
+        };
+        Plain { a: make(), b: make() }
+    }
+
+    fn copy(&mut self, len: usize) {
+        let mut buf = vec![0u8; len];
+        self.a.1.read(&self.a.0, PAGE as usize, &mut buf).expect("read");
+        self.b.1.write(&mut self.b.0, PAGE as usize, &buf).expect("write");
+    }
+}
+
+fn transfer(c: &mut Criterion) {
+    let runtime = Runtime::new().expect("runtime");
+    for pages in SIZES {
+        let size = pages * PAGE;
+        let len = size as usize;
+        let mut group = c.benchmark_group(format!("transfer/{pages}"));
+        group.throughput(Throughput::Bytes(u64::from(size)));
+        if pages >= 256 {
+            group.sample_size(10).warm_up_time(Duration::from_millis(500));
+        }
+        group.measurement_time(Duration::from_secs(2));
+
+        // Baselines.
+        let src: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut dst = vec![1u8; len];
+        group.bench_function("baseline/memcpy", |b| {
+            b.iter(|| dst.copy_from_slice(black_box(&src)));
+        });
+        let mut plain = Plain::new(pages);
+        group.bench_function("baseline/vec_double_copy", |b| b.iter(|| plain.copy(len)));
+        drop(plain);
+        let child = Child::new(len);
+        group.bench_function("baseline/process_vm_readv", |b| b.iter(|| child.read(&mut dst)));
+        drop(child);
+
+        let pair = Pair::new(&runtime, pages);
+        let (port, own, second) = (pair.port.0 as i32, pair.own.0 as i32, (PAGE + size) as i32);
+        let (p1, s) = (PAGE as i32, size as i32);
+        group.bench_function("baseline/guest_memory_copy", |b| {
+            b.iter_custom(|n| pair.guest_loop("memory_copy", (second, p1, s, n as i32)))
+        });
+
+        // Guest-initiated calls.
+        group.bench_function("guest/vm_read_overwrite", |b| {
+            b.iter_custom(|n| pair.guest_loop("read_overwrite", (port, p1, s, second, n as i32)))
+        });
+        group.bench_function("guest/vm_write", |b| {
+            b.iter_custom(|n| pair.guest_loop("write", (port, second, p1, s, n as i32)))
+        });
+        group.bench_function("guest/vm_read+vm_deallocate", |b| {
+            b.iter_custom(|n| pair.guest_loop("read", (port, p1, s, n as i32)))
+        });
+        group.bench_function("guest/vm_copy_in_self", |b| {
+            b.iter_custom(|n| pair.guest_loop("copy", (own, p1, s, second, n as i32)))
+        });
+        group.bench_function("guest/vm_copy_in_peer", |b| {
+            b.iter_custom(|n| pair.guest_loop("copy", (port, p1, s, second, n as i32)))
+        });
+
+        // The host API: the host as the caller, and task A acting on task B.
+        group.bench_function("host/vm_read_overwrite", |b| {
+            b.iter(|| pair.peer.vm_read_overwrite(PAGE, &mut dst).expect("read"))
+        });
+        group.bench_function("host/vm_write", |b| b.iter(|| pair.peer.vm_write(PAGE, &src).expect("write")));
+        group.bench_function("host/vm_read", |b| b.iter(|| pair.peer.vm_read(PAGE, size).expect("read")));
+        group.bench_function("host/vm_copy", |b| {
+            b.iter(|| pair.peer.vm_copy(PAGE, size, PAGE + size).expect("copy"))
+        });
+        let mach = pair.caller.mach();
+        group.bench_function("host/a_read_overwrite_b", |b| {
+            b.iter(|| mach.vm_read_overwrite(pair.port, PAGE, size, PAGE + size).expect("read"))
+        });
+        group.bench_function("host/a_write_b", |b| {
+            b.iter(|| mach.vm_write(pair.port, PAGE + size, PAGE, size).expect("write"))
+        });
+        group.finish();
+    }
+}
+
+fn per_call(c: &mut Criterion) {
+    let runtime = Runtime::new().expect("runtime");
+    let pair = Pair::new(&runtime, 1);
+    let port = pair.port.0 as i32;
+    let p = PAGE as i32;
+    let mut group = c.benchmark_group("per_call");
+    group.throughput(Throughput::Elements(1));
+    let src = vec![3u8; PAGE as usize];
+    let mut dst = vec![0u8; PAGE as usize];
+    group.bench_function("baseline/memcpy_64KiB", |b| b.iter(|| dst.copy_from_slice(black_box(&src))));
+    group.bench_function("guest/vm_read_overwrite_1_page", |b| {
+        b.iter_custom(|n| pair.guest_loop("read_overwrite", (port, p, p, 2 * p, n as i32)))
+    });
+    group.bench_function("guest/failing_call_misaligned", |b| {
+        b.iter_custom(|n| {
+            let start = Instant::now();
+            let kr: i32 = pair
+                .caller
+                .call("read_overwrite", (port, p + 1, p, 2 * p, n as i32))
+                .expect("call");
+            let elapsed = start.elapsed();
+            assert_eq!(kr, 4, "KERN_INVALID_ARGUMENT expected");
+            elapsed
+        })
+    });
+    group.bench_function("guest/mach_task_self", |b| {
+        b.iter_custom(|n| pair.guest_loop("task_self", (n as i32,)))
+    });
+    group.finish();
+}
+
+fn spawn(c: &mut Criterion) {
+    const WAT: &str = r#"(module (memory 1) (data (i32.const 0) "hello") (func (export "f") (result i32) (i32.const 1)))"#;
+    let runtime = Runtime::new().expect("runtime");
+    let module = runtime.compile(WAT).expect("compile");
+    let engine = wasmtime::Engine::default();
+    let plain = wasmtime::Module::new(&engine, WAT).expect("module");
+    let mut group = c.benchmark_group("spawn");
+    group.bench_function("baseline/wasmtime_instantiate", |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(&engine, ());
+            black_box(wasmtime::Instance::new(&mut store, &plain, &[]).expect("instance"));
+        })
+    });
+    group.bench_function(BenchmarkId::new("wasmach_spawn", "compiled"), |b| {
+        b.iter(|| black_box(runtime.spawn(&module).expect("spawn")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transfer, per_call, spawn);
+criterion_main!(benches);
