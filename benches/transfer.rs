@@ -37,7 +37,8 @@ impl Pair {
         let caller = runtime.spawn_bytes(GUEST).expect("caller");
         let peer = runtime.spawn_bytes("(module (memory 1))").expect("peer");
         for task in [&caller, &peer] {
-            task.vm_allocate(PAGE, 2 * pages * PAGE, false).expect("allocate");
+            task.vm_allocate(PAGE, 2 * pages * PAGE, false)
+                .expect("allocate");
             let data: Vec<u8> = (0..pages * PAGE).map(|i| (i * 7 + 3) as u8).collect();
             task.vm_write(PAGE, &data).expect("fill");
             task.vm_write(PAGE + pages * PAGE, &data).expect("fault in");
@@ -122,20 +123,29 @@ impl Plain {
         let engine = wasmtime::Engine::default();
         let wat = format!("(module (memory (export \"memory\") {}))", pages + 1);
         let module = wasmtime::Module::new(&engine, wat).expect("module");
-        let mut make = || {
+        let make = || {
             let mut store = wasmtime::Store::new(&engine, ());
             let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instance");
             let memory = instance.get_memory(&mut store, "memory").expect("memory");
             memory.data_mut(&mut store).fill(1);
             (store, memory)
         };
-        Plain { a: make(), b: make() }
+        Plain {
+            a: make(),
+            b: make(),
+        }
     }
 
     fn copy(&mut self, len: usize) {
         let mut buf = vec![0u8; len];
-        self.a.1.read(&self.a.0, PAGE as usize, &mut buf).expect("read");
-        self.b.1.write(&mut self.b.0, PAGE as usize, &buf).expect("write");
+        self.a
+            .1
+            .read(&self.a.0, PAGE as usize, &mut buf)
+            .expect("read");
+        self.b
+            .1
+            .write(&mut self.b.0, PAGE as usize, &buf)
+            .expect("write");
     }
 }
 
@@ -147,7 +157,9 @@ fn transfer(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("transfer/{pages}"));
         group.throughput(Throughput::Bytes(u64::from(size)));
         if pages >= 256 {
-            group.sample_size(10).warm_up_time(Duration::from_millis(500));
+            group
+                .sample_size(10)
+                .warm_up_time(Duration::from_millis(500));
         }
         group.measurement_time(Duration::from_secs(2));
 
@@ -161,7 +173,9 @@ fn transfer(c: &mut Criterion) {
         group.bench_function("baseline/vec_double_copy", |b| b.iter(|| plain.copy(len)));
         drop(plain);
         let child = Child::new(len);
-        group.bench_function("baseline/process_vm_readv", |b| b.iter(|| child.read(&mut dst)));
+        group.bench_function("baseline/process_vm_readv", |b| {
+            b.iter(|| child.read(&mut dst))
+        });
         drop(child);
 
         let pair = Pair::new(&runtime, pages);
@@ -192,17 +206,27 @@ fn transfer(c: &mut Criterion) {
         group.bench_function("host/vm_read_overwrite", |b| {
             b.iter(|| pair.peer.vm_read_overwrite(PAGE, &mut dst).expect("read"))
         });
-        group.bench_function("host/vm_write", |b| b.iter(|| pair.peer.vm_write(PAGE, &src).expect("write")));
-        group.bench_function("host/vm_read", |b| b.iter(|| pair.peer.vm_read(PAGE, size).expect("read")));
+        group.bench_function("host/vm_write", |b| {
+            b.iter(|| pair.peer.vm_write(PAGE, &src).expect("write"))
+        });
+        group.bench_function("host/vm_read", |b| {
+            b.iter(|| pair.peer.vm_read(PAGE, size).expect("read"))
+        });
         group.bench_function("host/vm_copy", |b| {
             b.iter(|| pair.peer.vm_copy(PAGE, size, PAGE + size).expect("copy"))
         });
         let mach = pair.caller.mach();
         group.bench_function("host/a_read_overwrite_b", |b| {
-            b.iter(|| mach.vm_read_overwrite(pair.port, PAGE, size, PAGE + size).expect("read"))
+            b.iter(|| {
+                mach.vm_read_overwrite(pair.port, PAGE, size, PAGE + size)
+                    .expect("read")
+            })
         });
         group.bench_function("host/a_write_b", |b| {
-            b.iter(|| mach.vm_write(pair.port, PAGE + size, PAGE, size).expect("write"))
+            b.iter(|| {
+                mach.vm_write(pair.port, PAGE + size, PAGE, size)
+                    .expect("write")
+            })
         });
         group.finish();
     }
@@ -217,7 +241,9 @@ fn per_call(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let src = vec![3u8; PAGE as usize];
     let mut dst = vec![0u8; PAGE as usize];
-    group.bench_function("baseline/memcpy_64KiB", |b| b.iter(|| dst.copy_from_slice(black_box(&src))));
+    group.bench_function("baseline/memcpy_64KiB", |b| {
+        b.iter(|| dst.copy_from_slice(black_box(&src)))
+    });
     group.bench_function("guest/vm_read_overwrite_1_page", |b| {
         b.iter_custom(|n| pair.guest_loop("read_overwrite", (port, p, p, 2 * p, n as i32)))
     });
