@@ -74,6 +74,17 @@
         (br $next)))
     (i32.const 0))
 
+  ;; vm_read_overwrite $n times whatever it returns; the last code (for failing calls).
+  (func (export "read_overwrite_all") (param $port i32) (param $addr i32) (param $size i32) (param $data i32) (param $n i32) (result i32)
+    (local $kr i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $kr (call $vm_read_overwrite (local.get $port) (local.get $addr) (local.get $size) (local.get $data) (i32.const 0)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next)))
+    (local.get $kr))
+
   ;; The cheapest import: mach_task_self, $n times (the cost of crossing into the host).
   (func (export "task_self") (param $n i32) (result i32)
     (block $done

@@ -292,7 +292,7 @@ pub(crate) fn vm_deallocate(
     }
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
     if maps.target_mut().deallocate(range) > 0 {
-        target.space.discard(range);
+        target.space.release_freed(maps.target_mut());
     }
     Ok(())
 }

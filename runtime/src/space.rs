@@ -18,6 +18,11 @@ pub(crate) struct MapState {
     pub(crate) dead: bool,
 }
 
+/// Freed pages are handed back to the kernel once at least this many (4 MiB) wait: a large
+/// free is released at once, small ones in batches, so that a loop of small `vm_read` +
+/// `vm_deallocate` reuses resident pages instead of faulting fresh ones in on every call.
+pub(crate) const RELEASE_BATCH_PAGES: u32 = 64;
+
 /// One task's address space.
 pub(crate) struct AddressSpace {
     mapping: Mapping,
@@ -119,6 +124,18 @@ impl AddressSpace {
         result
     }
 
+    /// Hands the physical memory of freed pages back to the kernel once at least
+    /// [`RELEASE_BATCH_PAGES`] of them wait (the map marks freed pages as unreleased until
+    /// then; pages allocated again meanwhile leave the count: `vm_allocate` zero-fills what
+    /// it hands out and `vm_read` overwrites it). The caller holds the map lock.
+    pub(crate) fn release_freed(&self, map: &mut VmMap) {
+        if map.unreleased_pages() >= RELEASE_BATCH_PAGES {
+            for run in map.take_unreleased() {
+                self.discard(run);
+            }
+        }
+    }
+
     /// Gives back the physical memory of the committed part of `range`; its bytes read as
     /// zero afterwards. The caller holds the map lock.
     pub(crate) fn discard(&self, range: PageRange) {
@@ -169,3 +186,56 @@ impl AddressSpace {
 
 /// The page size as a `u64`, for byte arithmetic.
 pub(crate) const PAGE: u64 = VM_PAGE_SIZE as u64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether every 4 KiB page of `[from, to)` (wasm pages) is resident, per mincore(2).
+    fn resident(space: &AddressSpace, from: u32, to: u32) -> Vec<bool> {
+        let len = ((to - from) as usize) << PAGE_SHIFT;
+        let mut vec = vec![0u8; len / 4096];
+        // SAFETY: the range lies inside the space's reservation (committed); `vec` has one
+        // byte per 4 KiB page of it.
+        let rc = unsafe {
+            libc::mincore(
+                space.base().add((from as usize) << PAGE_SHIFT).cast(),
+                len,
+                vec.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "mincore");
+        vec.chunks(16)
+            .map(|wasm_page| wasm_page.iter().all(|b| b & 1 == 1))
+            .collect()
+    }
+
+    #[test]
+    fn freed_pages_are_handed_back_in_batches_and_reused_pages_are_not() {
+        let space = AddressSpace::new(128, 128, None).unwrap();
+        // SAFETY: all 128 pages are committed and nothing else uses them.
+        unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
+        assert!(resident(&space, 0, 128).iter().all(|&r| r));
+        let mut state = space.lock();
+        let map = &mut state.map;
+        // a small free waits...
+        map.deallocate(PageRange { first: 0, end: 1 });
+        space.release_freed(map);
+        assert!(resident(&space, 0, 1)[0]);
+        // ...a page allocated again leaves the batch...
+        map.allocate(PageRange { first: 0, end: 1 });
+        map.deallocate(PageRange { first: 1, end: 2 });
+        space.release_freed(map);
+        // ...and a large free releases itself and whatever waited, not the reused page
+        map.deallocate(PageRange { first: 2, end: 66 });
+        space.release_freed(map);
+        let after = resident(&space, 0, 128);
+        assert!(after[0], "page 0 is allocated again");
+        assert!(
+            after[1..66].iter().all(|&r| !r),
+            "freed pages are handed back"
+        );
+        assert!(after[66..].iter().all(|&r| r), "allocated pages stay");
+        assert_eq!(map.unreleased_pages(), 0);
+    }
+}

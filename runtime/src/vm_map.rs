@@ -5,6 +5,8 @@ use crate::kern::{ADDRESS_SPACE_END, KernResult, KernReturn, PAGE_SHIFT, VM_PAGE
 
 /// Entry bit: the page is allocated.
 const ALLOCATED: u8 = 0x80;
+/// Entry bit of an unallocated page: freed, its physical memory not yet handed back.
+const UNRELEASED: u8 = 0x40;
 /// Entry bits 0..3: the current protection.
 const CUR_MASK: u8 = 0x07;
 /// Entry bits 3..6: the maximum protection.
@@ -87,6 +89,8 @@ pub struct Region {
 pub struct VmMap {
     pages: Vec<u8>,
     allocated: u32,
+    /// Unallocated pages marked [`UNRELEASED`].
+    unreleased: u32,
 }
 
 impl VmMap {
@@ -103,6 +107,7 @@ impl VmMap {
         VmMap {
             pages,
             allocated: initial,
+            unreleased: 0,
         }
     }
 
@@ -201,27 +206,60 @@ impl VmMap {
             entries.iter().all(|&e| e & ALLOCATED == 0),
             "allocating an allocated page"
         );
+        let reused = entries.iter().filter(|&&e| e & UNRELEASED != 0).count() as u32;
         entries.fill(FRESH);
+        self.unreleased -= reused;
         self.allocated += range.len();
     }
 
-    /// Marks every page of `range` unallocated (pages past the limit are ignored) and
-    /// returns how many were allocated.
+    /// Marks every allocated page of `range` unallocated (pages past the limit are ignored)
+    /// and unreleased, and returns how many there were.
     pub fn deallocate(&mut self, range: PageRange) -> u32 {
         let end = range.end.min(self.limit());
         let Some(entries) = self.pages.get_mut(range.first as usize..end as usize) else {
             return 0;
         };
-        let freed = entries.iter().filter(|&&e| e & ALLOCATED != 0).count() as u32;
-        entries.fill(0);
+        let mut freed = 0;
+        for e in entries.iter_mut().filter(|e| **e & ALLOCATED != 0) {
+            *e = UNRELEASED;
+            freed += 1;
+        }
         self.allocated -= freed;
+        self.unreleased += freed;
         freed
+    }
+
+    /// The number of freed pages whose physical memory has not been handed back.
+    pub fn unreleased_pages(&self) -> u32 {
+        self.unreleased
+    }
+
+    /// The runs of freed, unreleased pages, which are from now on counted as released.
+    pub fn take_unreleased(&mut self) -> Vec<PageRange> {
+        let mut runs: Vec<PageRange> = Vec::new();
+        for (page, e) in self.pages.iter_mut().enumerate() {
+            if *e & UNRELEASED == 0 {
+                continue;
+            }
+            *e = 0;
+            let page = page as u32;
+            match runs.last_mut() {
+                Some(run) if run.end == page => run.end += 1,
+                _ => runs.push(PageRange {
+                    first: page,
+                    end: page + 1,
+                }),
+            }
+        }
+        self.unreleased = 0;
+        runs
     }
 
     /// Marks every page unallocated (a terminated task).
     pub fn clear(&mut self) {
         self.pages.fill(0);
         self.allocated = 0;
+        self.unreleased = 0;
     }
 
     /// The `vm_protect` checks over `range`: first any unallocated page (or one past the
@@ -340,6 +378,23 @@ mod tests {
             map.check_access(u32::MAX - 3, 8, VmProt::NONE),
             Err(KernReturn::InvalidAddress)
         );
+    }
+
+    #[test]
+    fn freed_pages_wait_as_unreleased_until_taken_or_allocated() {
+        let mut map = VmMap::new(12, 8);
+        assert_eq!(map.deallocate(pages(1, 4)), 3);
+        assert_eq!(map.deallocate(pages(0, 12)), 5); // pages 0, 4..8; 1..4 are free already
+        assert_eq!(map.unreleased_pages(), 8);
+        map.allocate(pages(2, 3));
+        assert_eq!(map.unreleased_pages(), 7);
+        assert_eq!(map.take_unreleased(), [pages(0, 2), pages(3, 8)]);
+        assert_eq!(map.unreleased_pages(), 0);
+        assert_eq!(map.take_unreleased(), []);
+        // unreleased pages are unallocated in every respect
+        assert_eq!(map.entry(0), None);
+        assert_eq!(map.find_free(2), Some(0));
+        assert_eq!(map.region(0).map(|r| r.address), Some(2 * P));
     }
 
     #[test]
