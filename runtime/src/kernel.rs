@@ -370,6 +370,9 @@ pub(crate) fn vm_read_host(target: &TaskShared, address: u32, size: u32) -> Kern
     }
     maps.target().check_access(address, size, VmProt::READ)?;
     let mut data = Vec::with_capacity(size as usize);
+    if size >= 2 * crate::memory::HUGE_PAGE as u32 {
+        crate::memory::advise_huge_pages(data.spare_capacity_mut());
+    }
     // SAFETY: the source passed `check_access(READ)` under the lock still held; the
     // destination is the fresh capacity of `data`, `size` bytes, not overlapping task
     // memory; after the copy all `size` bytes are initialised, so `set_len` is sound.

@@ -24,7 +24,7 @@ const RESERVATION_BYTES: usize = (ADDRESS_SPACE_END + GUARD_BYTES) as usize;
 
 /// The base is aligned to a transparent huge page, so that wasm addresses and huge pages
 /// line up: large regions then fault in 2 MiB at a time, not 4 KiB.
-const HUGE_PAGE: usize = 2 << 20;
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
 /// The bytes actually mapped: the reservation plus the slack needed to align its base.
 const MAPPED_BYTES: usize = RESERVATION_BYTES + HUGE_PAGE;
@@ -132,6 +132,29 @@ impl Drop for Mapping {
         // `Mapping` is being dropped (every user holds an `Arc` to its space).
         let _ = unsafe { mm::munmap(self.mapped.as_ptr().cast::<c_void>(), MAPPED_BYTES) };
     }
+}
+
+/// Asks for transparent huge pages on the 2 MiB-aligned interior of a fresh host buffer
+/// (one that `vm_read` is about to fill), so that it faults in 2 MiB at a time.
+pub(crate) fn advise_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
+    let start = buf.as_mut_ptr().cast::<u8>();
+    let offset = start.align_offset(HUGE_PAGE);
+    let Some(len) = buf.len().checked_sub(offset) else {
+        return;
+    };
+    let len = len / HUGE_PAGE * HUGE_PAGE;
+    if len == 0 {
+        return;
+    }
+    // SAFETY: `[start + offset, + len)` lies inside `buf`, memory the caller owns;
+    // MADV_HUGEPAGE changes no contents (madvise(2)); failure only means no huge pages.
+    let _ = unsafe {
+        mm::madvise(
+            start.add(offset).cast::<c_void>(),
+            len,
+            Advice::LinuxHugepage,
+        )
+    };
 }
 
 thread_local! {

@@ -84,10 +84,13 @@ pub struct Region {
 
 /// The page/protection table of one address space.
 ///
-/// Pages at or past [`VmMap::limit`] exist in no table entry and are always unallocated.
+/// The table holds one entry per page up to the highest page ever allocated; every page
+/// past it, up to [`VmMap::limit`], is unallocated, and pages at or past the limit do not
+/// exist. (A task's table thus costs bytes in proportion to the memory it uses, not 64 KiB.)
 #[derive(Clone, Debug)]
 pub struct VmMap {
     pages: Vec<u8>,
+    limit: u32,
     allocated: u32,
     /// Unallocated pages marked [`UNRELEASED`].
     unreleased: u32,
@@ -102,10 +105,9 @@ impl VmMap {
     /// validated memory type.
     pub fn new(limit: u32, initial: u32) -> VmMap {
         assert!(initial <= limit && limit <= crate::kern::MAX_PAGES);
-        let mut pages = vec![0u8; limit as usize];
-        pages[..initial as usize].fill(FRESH);
         VmMap {
-            pages,
+            pages: vec![FRESH; initial as usize],
+            limit,
             allocated: initial,
             unreleased: 0,
         }
@@ -113,6 +115,11 @@ impl VmMap {
 
     /// The number of pages of the address space.
     pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The number of table entries (pages past it are unallocated).
+    fn len(&self) -> u32 {
         self.pages.len() as u32
     }
 
@@ -142,7 +149,7 @@ impl VmMap {
 
     /// [`VmMap::check_access`] on whole pages.
     pub fn check_pages(&self, range: PageRange, need: VmProt) -> KernResult<()> {
-        let in_map = range.end.min(self.limit());
+        let in_map = range.end.min(self.len());
         let entries = self
             .pages
             .get(range.first as usize..in_map as usize)
@@ -167,7 +174,7 @@ impl VmMap {
 
     /// Whether any page of `range` is allocated.
     pub fn any_allocated(&self, range: PageRange) -> bool {
-        let end = range.end.min(self.limit()) as usize;
+        let end = range.end.min(self.len()) as usize;
         self.pages
             .get(range.first as usize..end)
             .is_some_and(|s| s.iter().any(|&e| e & ALLOCATED != 0))
@@ -192,7 +199,8 @@ impl VmMap {
                 }
             }
         }
-        None
+        // the free run at the end of the table goes on up to the limit
+        (u64::from(run_start) + u64::from(count) <= u64::from(self.limit)).then_some(run_start)
     }
 
     /// Marks every page of `range` allocated with `cur = DEFAULT`, `max = ALL`.
@@ -201,6 +209,10 @@ impl VmMap {
     /// If the range reaches past the limit or holds an allocated page: callers check with
     /// [`VmMap::any_allocated`] and the limit first.
     pub fn allocate(&mut self, range: PageRange) {
+        assert!(range.end <= self.limit, "allocating past the limit");
+        if range.end > self.len() {
+            self.pages.resize(range.end as usize, 0);
+        }
         let entries = &mut self.pages[range.first as usize..range.end as usize];
         assert!(
             entries.iter().all(|&e| e & ALLOCATED == 0),
@@ -215,7 +227,7 @@ impl VmMap {
     /// Marks every allocated page of `range` unallocated (pages past the limit are ignored)
     /// and unreleased, and returns how many there were.
     pub fn deallocate(&mut self, range: PageRange) -> u32 {
-        let end = range.end.min(self.limit());
+        let end = range.end.min(self.len());
         let Some(entries) = self.pages.get_mut(range.first as usize..end as usize) else {
             return 0;
         };
@@ -257,7 +269,7 @@ impl VmMap {
 
     /// Marks every page unallocated (a terminated task).
     pub fn clear(&mut self) {
-        self.pages.fill(0);
+        self.pages = Vec::new();
         self.allocated = 0;
         self.unreleased = 0;
     }
@@ -266,8 +278,8 @@ impl VmMap {
     /// address space) gives `KERN_INVALID_ADDRESS`, then any page whose maximum lacks
     /// `prot` gives `KERN_PROTECTION_FAILURE`.
     pub fn check_protect(&self, range: PageRange, prot: VmProt) -> KernResult<()> {
-        if range.end > self.limit() {
-            return Err(KernReturn::InvalidAddress);
+        if range.end > self.len() {
+            return Err(KernReturn::InvalidAddress); // past the table: unallocated
         }
         let entries = &self.pages[range.first as usize..range.end as usize];
         if entries.iter().any(|&e| e & ALLOCATED == 0) {
