@@ -96,8 +96,9 @@ impl Maps<'_> {
     }
 }
 
-/// Locks the target's map (and the caller's, if the caller is another task) in task-id
-/// order. Rule 1.1: a terminated target is `MACH_SEND_INVALID_DEST`.
+/// Locks the target's map (and the caller's, if the caller is another task whose memory the
+/// call touches: pass `None` for calls that act on the target alone) in task-id order.
+/// Rule 1.1: a terminated target is `MACH_SEND_INVALID_DEST`.
 fn lock<'a>(caller: Option<&'a TaskShared>, target: &'a TaskShared) -> KernResult<Maps<'a>> {
     let maps = match caller {
         Some(c) if c.id != target.id => {
@@ -286,7 +287,7 @@ pub(crate) fn vm_deallocate(
     address: u32,
     size: u32,
 ) -> KernResult<()> {
-    let mut maps = lock(cx.task, target)?;
+    let mut maps = lock(None, target)?;
     if size == 0 {
         return Ok(());
     }
@@ -306,7 +307,7 @@ pub(crate) fn vm_protect(
     set_maximum: bool,
     prot: u32,
 ) -> KernResult<()> {
-    let mut maps = lock(cx.task, target)?;
+    let mut maps = lock(None, target)?;
     let prot = VmProt::from_bits(prot).ok_or(KernReturn::InvalidArgument)?;
     if size == 0 {
         return Ok(());
@@ -479,7 +480,7 @@ pub(crate) fn vm_copy(
     count: u32,
     dest: u32,
 ) -> KernResult<()> {
-    let maps = lock(cx.task, target)?;
+    let maps = lock(None, target)?;
     if count == 0 {
         return Ok(());
     }
