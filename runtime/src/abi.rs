@@ -76,8 +76,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
         "mach",
         "vm_deallocate",
         |mut c: Caller<'_, TaskData>, target: i32, address: i32, size: i32| {
-            with_target(&mut c, target, |cx, t| {
-                kernel::vm_deallocate(cx, t, address as u32, size as u32)
+            with_target(&mut c, target, |_, t| {
+                kernel::vm_deallocate(t, address as u32, size as u32)
             })
         },
     )?;
@@ -90,9 +90,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
          size: i32,
          set_maximum: i32,
          prot: i32| {
-            with_target(&mut c, target, |cx, t| {
+            with_target(&mut c, target, |_, t| {
                 kernel::vm_protect(
-                    cx,
                     t,
                     address as u32,
                     size as u32,
@@ -158,8 +157,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
         "mach",
         "vm_copy",
         |mut c: Caller<'_, TaskData>, target: i32, source: i32, count: i32, dest: i32| {
-            with_target(&mut c, target, |cx, t| {
-                kernel::vm_copy(cx, t, source as u32, count as u32, dest as u32)
+            with_target(&mut c, target, |_, t| {
+                kernel::vm_copy(t, source as u32, count as u32, dest as u32)
             })
         },
     )?;

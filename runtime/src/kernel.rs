@@ -281,12 +281,7 @@ pub(crate) fn vm_allocate(
 }
 
 /// `vm_deallocate`.
-pub(crate) fn vm_deallocate(
-    cx: &Caller<'_>,
-    target: &TaskShared,
-    address: u32,
-    size: u32,
-) -> KernResult<()> {
+pub(crate) fn vm_deallocate(target: &TaskShared, address: u32, size: u32) -> KernResult<()> {
     let mut maps = lock(None, target)?;
     if size == 0 {
         return Ok(());
@@ -300,7 +295,6 @@ pub(crate) fn vm_deallocate(
 
 /// `vm_protect`.
 pub(crate) fn vm_protect(
-    cx: &Caller<'_>,
     target: &TaskShared,
     address: u32,
     size: u32,
@@ -473,13 +467,7 @@ pub(crate) fn vm_write(
 }
 
 /// `vm_copy`, inside `target`.
-pub(crate) fn vm_copy(
-    cx: &Caller<'_>,
-    target: &TaskShared,
-    source: u32,
-    count: u32,
-    dest: u32,
-) -> KernResult<()> {
+pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -> KernResult<()> {
     let maps = lock(None, target)?;
     if count == 0 {
         return Ok(());

@@ -206,7 +206,7 @@ impl Task {
 
     /// `vm_deallocate` on this task.
     pub fn vm_deallocate(&self, address: u32, size: u32) -> KernResult<()> {
-        kernel::vm_deallocate(&Caller::host(), &self.shared, address, size)
+        kernel::vm_deallocate(&self.shared, address, size)
     }
 
     /// `vm_protect` on this task.
@@ -217,14 +217,7 @@ impl Task {
         set_maximum: bool,
         protection: VmProt,
     ) -> KernResult<()> {
-        kernel::vm_protect(
-            &Caller::host(),
-            &self.shared,
-            address,
-            size,
-            set_maximum,
-            protection.bits(),
-        )
+        kernel::vm_protect(&self.shared, address, size, set_maximum, protection.bits())
     }
 
     /// `vm_region` on this task: the region containing `address`, or else the first above.
@@ -265,7 +258,7 @@ impl Task {
 
     /// `vm_copy` inside this task.
     pub fn vm_copy(&self, source: u32, count: u32, dest: u32) -> KernResult<()> {
-        kernel::vm_copy(&Caller::host(), &self.shared, source, count, dest)
+        kernel::vm_copy(&self.shared, source, count, dest)
     }
 }
 
@@ -336,7 +329,7 @@ impl Mach<'_> {
 
     /// `vm_deallocate` in `target`.
     pub fn vm_deallocate(&self, target: PortName, address: u32, size: u32) -> KernResult<()> {
-        kernel::vm_deallocate(&self.caller(), &*self.target(target)?, address, size)
+        kernel::vm_deallocate(&*self.target(target)?, address, size)
     }
 
     /// `vm_protect` in `target`. `protection` is raw `vm_prot_t` bits, checked as a guest's.
@@ -349,7 +342,6 @@ impl Mach<'_> {
         protection: u32,
     ) -> KernResult<()> {
         kernel::vm_protect(
-            &self.caller(),
             &*self.target(target)?,
             address,
             size,
@@ -412,7 +404,7 @@ impl Mach<'_> {
 
     /// `vm_copy` inside `target`.
     pub fn vm_copy(&self, target: PortName, source: u32, count: u32, dest: u32) -> KernResult<()> {
-        kernel::vm_copy(&self.caller(), &*self.target(target)?, source, count, dest)
+        kernel::vm_copy(&*self.target(target)?, source, count, dest)
     }
 }
 

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use wasmach::Runtime;
+use wasmach::{Region, Runtime, Task, VmProt};
 
 /// The page size, as the tests use it.
 pub const PAGE: u32 = wasmach::VM_PAGE_SIZE;
@@ -37,4 +37,33 @@ pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(31).wrapping_add(u32::from(seed)) as u8)
         .collect()
+}
+
+/// Everything observable of a task from the host: memory size, map, and the bytes of
+/// every readable region.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub pages: u32,
+    pub regions: Vec<Region>,
+    pub bytes: Vec<(u32, Vec<u8>)>,
+}
+
+pub fn snapshot(task: &Task) -> Snapshot {
+    let regions = task.regions();
+    let bytes = regions
+        .iter()
+        .filter(|r| r.protection.contains(VmProt::READ))
+        .map(|r| {
+            let size = u32::try_from(r.size).expect("region under 4 GiB");
+            (
+                r.address,
+                task.vm_read(r.address, size).expect("read region"),
+            )
+        })
+        .collect();
+    Snapshot {
+        pages: task.memory_pages(),
+        regions,
+        bytes,
+    }
 }

@@ -70,35 +70,6 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
-/// Everything observable of a task from the host: memory size, map, and the bytes of
-/// every readable region.
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    pages: u32,
-    regions: Vec<Region>,
-    bytes: Vec<(u32, Vec<u8>)>,
-}
-
-fn snapshot(task: &Task) -> Snapshot {
-    let regions = task.regions();
-    let bytes = regions
-        .iter()
-        .filter(|r| r.protection.contains(R))
-        .map(|r| {
-            let size = u32::try_from(r.size).expect("region under 4 GiB");
-            (
-                r.address,
-                task.vm_read(r.address, size).expect("read region"),
-            )
-        })
-        .collect();
-    Snapshot {
-        pages: task.memory_pages(),
-        regions,
-        bytes,
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // vm_allocate, the host as the caller
 // ---------------------------------------------------------------------------------------

@@ -52,28 +52,6 @@ fn fill(task: &Task, page: u32, seed: u8) -> Vec<u8> {
     data
 }
 
-/// Everything observable of a task from the host: memory size, map and readable bytes.
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    pages: u32,
-    regions: Vec<Region>,
-    bytes: Vec<(u32, Vec<u8>)>,
-}
-
-fn snapshot(task: &Task) -> Snapshot {
-    let regions = task.regions();
-    let bytes = regions
-        .iter()
-        .filter(|r| r.protection.contains(wasmach::VmProt::READ))
-        .map(|r| (r.address, task.vm_read(r.address, r.size as u32).unwrap()))
-        .collect();
-    Snapshot {
-        pages: task.memory_pages(),
-        regions,
-        bytes,
-    }
-}
-
 /// Every call through `a.mach()` on `port`, with arguments that succeed on a live target
 /// of two pages (A's page 0 is the data buffer, A's page 1 the read_overwrite destination),
 /// and then with arguments that are odd or wrong (size 0, misaligned, bad bits, a bad
