@@ -1135,6 +1135,28 @@ fn prelude() -> Vec<(Door, Op)> {
     ]
 }
 
+/// The random part of a sequence: up to 40 steps, each a door (host API on a task, or a
+/// task acting through a port name of any class) and a call with its arguments.
+fn steps_strategy() -> impl Strategy<Value = Vec<(Door, OpSpec)>> {
+    prop::collection::vec((door(), op_spec()), 1..40)
+}
+
+/// Draws one sequence from `runner`'s random source and runs it: the fuzz target
+/// (`fuzz/fuzz_targets/vm_calls.rs`) seeds that source from the fuzzer's bytes, so the
+/// fuzzer and the proptest below share one generator.
+#[allow(dead_code)] // used by the fuzz target, which includes this file
+pub(crate) fn run_drawn_sequence(
+    runner: &mut proptest::test_runner::TestRunner,
+) -> Result<(), TestCaseError> {
+    use proptest::strategy::ValueTree;
+    let tree = steps_strategy()
+        .new_tree(runner)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    run_sequence(&tree.current())
+}
+
+/// Runs the fixed prelude and then `steps` through the runtime and through the model,
+/// comparing outcomes, maps and page bytes after every step.
 fn run_sequence(steps: &[(Door, OpSpec)]) -> Result<(), TestCaseError> {
     let (world, mut models) = setup();
     let mut done = Vec::new();
@@ -1192,9 +1214,7 @@ proptest! {
     /// and the bytes of the pages involved, after every step of a random sequence of host
     /// and cross-task calls, equal the page model's.
     #[test]
-    fn host_and_cross_task_calls_match_the_page_model(
-        steps in prop::collection::vec((door(), op_spec()), 1..40)
-    ) {
+    fn host_and_cross_task_calls_match_the_page_model(steps in steps_strategy()) {
         run_sequence(&steps)?;
     }
 }
