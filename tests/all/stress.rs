@@ -76,6 +76,10 @@ fn owns(t: usize, slot: usize) -> bool {
     slot % THREADS == t
 }
 
+/// What a thread reports: its counts of writes, reads and copies, and what it last put into
+/// each slot it owns (`(origin, seq)`, `None` for never written).
+type Report = (usize, usize, usize, Vec<Option<(u32, u32)>>);
+
 struct Rng(u64);
 
 impl Rng {
@@ -112,7 +116,7 @@ fn sixty_four_tasks_on_two_threads_lose_and_tear_nothing() {
     };
     let failed = AtomicBool::new(false);
 
-    let per_thread: Vec<(usize, usize, usize, Vec<Option<(u32, u32)>>)> = thread::scope(|s| {
+    let per_thread: Vec<Report> = thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let (targets, ledger, failed, rt) = (&targets, &ledger, &failed, &rt);
