@@ -1,12 +1,19 @@
 //! `wasmach`: run WebAssembly tasks that share memory through Mach VM calls.
 
+mod cli_args;
+mod inspect;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use wasmach::{Runtime, Task};
+use wasmach::{Runtime, RuntimeOptions, Task, TaskOptions};
 use wasmtime::{Trap, Val};
+
+use cli_args::{parse_duration, parse_size};
 
 /// Run WebAssembly tasks that move memory between each other with Mach VM calls.
 #[derive(Parser)]
@@ -21,18 +28,48 @@ enum Command {
     /// Spawn every MODULE as a task, register each with the bootstrap under its NAME, then
     /// call the entry function of each task that exports it, in command-line order.
     ///
-    /// Prints one line per call, `NAME: R...` (results in decimal). A trap prints
+    /// Prints one line per call, `NAME: R...` (results in decimal, i32 signed). A trap prints
     /// `NAME: trap: MESSAGE` on stderr and the run goes on; the exit status is then 1.
     /// A file that cannot be read or a module that is refused runs nothing: exit status 2.
-    Run {
-        /// The function to call in each task that exports it.
-        #[arg(long, value_name = "FUNC", default_value = "_start")]
-        invoke: String,
-        /// `PATH` or `NAME=PATH`: a `.wat` text or `.wasm` binary (told apart by content).
-        /// NAME defaults to the file stem.
-        #[arg(value_name = "MODULE", required = true)]
-        modules: Vec<String>,
+    Run(RunArgs),
+    /// Describe a module without running it: its memory, imports, exports, and the Mach
+    /// calls it uses. A module that would be refused is reported with its cause (status 2).
+    Inspect {
+        /// A `.wat` text or `.wasm` binary file.
+        #[arg(value_name = "MODULE")]
+        module: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The function to call in each task that exports it.
+    #[arg(long, value_name = "FUNC", default_value = "_start")]
+    invoke: String,
+    /// Fuel for each task (its start function and entry call): a guest that runs out traps
+    /// ("all fuel consumed by WebAssembly").
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Wall-clock limit for each task's entry call (e.g. `500ms`, `2s`, `1m`; a bare number is
+    /// seconds), enforced with epoch interruption: a guest past it traps ("interrupt").
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Memory quota of each task (e.g. `16MiB`, `64K`, `1G`: powers of 1024; a bare number is
+    /// bytes): past it vm_allocate and vm_read give KERN_NO_SPACE and memory.grow gives -1.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// Run the entry functions at the same time, one thread per task. Output lines are still
+    /// one per task, in command-line order.
+    #[arg(long)]
+    parallel: bool,
+    /// After the run, print each task's regions (start-end, size, current/max protection), as
+    /// macOS `vmmap` does.
+    #[arg(long)]
+    vmmap: bool,
+    /// `PATH` or `NAME=PATH`: a `.wat` text or `.wasm` binary (told apart by content).
+    /// NAME defaults to the file stem.
+    #[arg(value_name = "MODULE", required = true)]
+    modules: Vec<String>,
 }
 
 /// A `MODULE` argument.
@@ -62,22 +99,32 @@ impl ModuleArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { invoke, modules } => run(&invoke, &modules),
+        Command::Run(args) => run(&args),
+        Command::Inspect { module } => inspect::inspect(&module),
     }
 }
 
+/// The epoch tick of `--timeout`.
+const TICK: Duration = Duration::from_millis(10);
+
 /// Spawns everything, then calls the entry functions.
-fn run(invoke: &str, modules: &[String]) -> ExitCode {
-    let runtime = match Runtime::new() {
+fn run(args: &RunArgs) -> ExitCode {
+    let options = RuntimeOptions::default()
+        .consume_fuel(args.fuel.is_some())
+        .epoch_interruption(args.timeout.is_some());
+    let runtime = match Runtime::with_options(options) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wasmach: cannot start the runtime: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let args: Vec<ModuleArg> = modules.iter().map(|m| ModuleArg::parse(m)).collect();
+    let mut task_options = TaskOptions::default();
+    task_options.max_memory = args.max_memory;
+    task_options.fuel = args.fuel;
+    let modules: Vec<ModuleArg> = args.modules.iter().map(|m| ModuleArg::parse(m)).collect();
     let mut seen = HashSet::new();
-    for arg in &args {
+    for arg in &modules {
         if !seen.insert(arg.name.as_str()) {
             eprintln!(
                 "wasmach: {}: two modules are named `{}`",
@@ -88,10 +135,10 @@ fn run(invoke: &str, modules: &[String]) -> ExitCode {
         }
     }
     let mut tasks: Vec<(&ModuleArg, Task)> = Vec::new();
-    for arg in &args {
+    for arg in &modules {
         let task = runtime
             .compile_file(&arg.path)
-            .and_then(|module| runtime.spawn(&module));
+            .and_then(|module| runtime.spawn_with(&module, &task_options));
         match task {
             Ok(task) => {
                 runtime.register(&arg.name, &task);
@@ -103,6 +150,7 @@ fn run(invoke: &str, modules: &[String]) -> ExitCode {
             }
         }
     }
+    let invoke = args.invoke.as_str();
     for (arg, task) in &tasks {
         if let Some(ty) = task.func_type(invoke)
             && ty.params().len() != 0
@@ -114,17 +162,57 @@ fn run(invoke: &str, modules: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let mut status = ExitCode::SUCCESS;
-    for (arg, task) in &tasks {
-        if task.func_type(invoke).is_none() {
-            continue;
+
+    let ticks = args
+        .timeout
+        .map(|t| t.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64);
+    let done = AtomicBool::new(false);
+    let outcomes: Vec<Option<anyhow::Result<Vec<Val>>>> = std::thread::scope(|s| {
+        if ticks.is_some() {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    runtime.increment_epoch();
+                }
+            });
         }
-        match task.call_dynamic(invoke, &[]) {
-            Ok(results) => {
+        let call = |task: &Task| -> Option<anyhow::Result<Vec<Val>>> {
+            task.func_type(invoke)?;
+            if let Some(ticks) = ticks
+                && let Err(e) = task.set_epoch_deadline(ticks)
+            {
+                return Some(Err(e));
+            }
+            Some(task.call_dynamic(invoke, &[]))
+        };
+        let outcomes = if args.parallel {
+            let handles: Vec<_> = tasks
+                .iter()
+                .map(|(_, task)| s.spawn(move || call(task)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Some(Err(anyhow::anyhow!("the call panicked"))))
+                })
+                .collect()
+        } else {
+            tasks.iter().map(|(_, task)| call(task)).collect()
+        };
+        done.store(true, Ordering::Relaxed);
+        outcomes
+    });
+
+    let mut status = ExitCode::SUCCESS;
+    for ((arg, _), outcome) in tasks.iter().zip(outcomes) {
+        match outcome {
+            None => {}
+            Some(Ok(results)) => {
                 let line: String = results.iter().map(|v| format!(" {}", show(v))).collect();
                 println!("{}:{line}", arg.name);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let message = match e.downcast_ref::<Trap>() {
                     Some(trap) => trap.to_string(),
                     None => format!("{:#}", e.root_cause()),
@@ -134,7 +222,36 @@ fn run(invoke: &str, modules: &[String]) -> ExitCode {
             }
         }
     }
+    if args.vmmap {
+        for (arg, task) in &tasks {
+            print!("{}", vmmap(&arg.name, task));
+        }
+    }
     status
+}
+
+/// A task's regions, as macOS `vmmap` lists them.
+fn vmmap(name: &str, task: &Task) -> String {
+    let regions = task.regions();
+    let mut out = format!(
+        "==== {name}: {} region{}, memory {} pages\n",
+        regions.len(),
+        if regions.len() == 1 { "" } else { "s" },
+        task.memory_pages()
+    );
+    out.push_str(&format!("{:<17} {:>9}  PRT/MAX\n", "START-END", "SIZE"));
+    for r in regions {
+        let end = u64::from(r.address) + r.size;
+        out.push_str(&format!(
+            "{:08x}-{:08x} {:>9}  {}/{}\n",
+            r.address,
+            end,
+            cli_args::human_size(r.size),
+            r.protection,
+            r.max_protection
+        ));
+    }
+    out
 }
 
 /// A result value in decimal (`i32` signed).

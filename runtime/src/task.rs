@@ -181,6 +181,15 @@ impl Task {
         self.with_store(|store, _| Ok(store.set_fuel(fuel)?))
     }
 
+    /// Sets the epoch deadline of the task's next calls: `ticks` epochs from now (the
+    /// runtime must check epochs; see [`Runtime::increment_epoch`](crate::Runtime::increment_epoch)).
+    pub fn set_epoch_deadline(&self, ticks: u64) -> Result<()> {
+        self.with_store(|store, _| {
+            store.set_epoch_deadline(ticks.min(u64::MAX / 2));
+            Ok(())
+        })
+    }
+
     /// Terminates the task (as dropping it does).
     pub fn terminate(self) {}
 

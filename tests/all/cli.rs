@@ -223,3 +223,168 @@ fn two_modules_with_one_name_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("`a`"), "{}", stderr(&out));
 }
+
+/// A guest that loops for ever, and one that answers.
+const SPIN: &str = r#"(module (memory 1) (func (export "_start") (loop $l (br $l))))"#;
+const ANSWER: &str = r#"(module (memory 1) (func (export "_start") (result i32) (i32.const 42)))"#;
+
+#[test]
+fn fuel_stops_a_looping_task_and_the_run_goes_on() {
+    let dir = scratch("fuel");
+    let spin = write(&dir, "spin.wat", SPIN);
+    let answer = write(&dir, "answer.wat", ANSWER);
+    let out = wasmach(&["run", "--fuel", "100000", &spin, &answer]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "answer: 42\n");
+    assert!(
+        stderr(&out).contains("spin: trap: ") && stderr(&out).contains("fuel"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn timeout_interrupts_a_looping_task_and_the_run_goes_on() {
+    let dir = scratch("timeout");
+    let spin = write(&dir, "spin.wat", SPIN);
+    let answer = write(&dir, "answer.wat", ANSWER);
+    let out = wasmach(&["run", "--timeout", "200ms", &spin, &answer]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "answer: 42\n");
+    assert!(
+        stderr(&out).contains("spin: trap: ") && stderr(&out).contains("interrupt"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn max_memory_caps_memory_grow_and_vm_allocate() {
+    let dir = scratch("maxmem");
+    let bomb = write(
+        &dir,
+        "bomb.wat",
+        r#"(module
+             (import "mach" "vm_allocate" (func $alloc (param i32 i32 i32 i32) (result i32)))
+             (import "mach" "mach_task_self" (func $self (result i32)))
+             (memory 1)
+             (func (export "_start") (result i32 i32)
+               (local $n i32)
+               (block $full (loop $l
+                 (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+                 (local.set $n (i32.add (local.get $n) (i32.const 1)))
+                 (br $l)))
+               (local.get $n)
+               (call $alloc (call $self) (i32.const 0) (i32.const 65536) (i32.const 1))))"#,
+    );
+    let out = wasmach(&["run", "--max-memory", "1MiB", &bomb]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 16 pages in all: 15 grown, then vm_allocate is KERN_NO_SPACE (3)
+    assert_eq!(stdout(&out), "bomb: 15 3\n");
+}
+
+#[test]
+fn parallel_runs_every_task_and_prints_in_command_line_order() {
+    let dir = scratch("parallel");
+    let paths: Vec<String> = (0..4)
+        .map(|i| {
+            let wat = format!(
+                r#"(module (memory 1) (func (export "_start") (result i32) (i32.const {i})))"#
+            );
+            write(&dir, &format!("t{i}.wat"), wat)
+        })
+        .collect();
+    let bad = write(
+        &dir,
+        "bad.wat",
+        r#"(module (memory 1) (func (export "_start") unreachable))"#,
+    );
+    let mut args = vec!["run", "--parallel"];
+    args.extend(paths.iter().map(String::as_str));
+    args.push(&bad);
+    let out = wasmach(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "t0: 0\nt1: 1\nt2: 2\nt3: 3\n");
+    assert!(stderr(&out).starts_with("bad: trap: "), "{}", stderr(&out));
+}
+
+#[test]
+fn vmmap_lists_each_tasks_regions_with_protections() {
+    let out = wasmach(&[
+        "run",
+        "--vmmap",
+        "guests/wat/mailbox.wat",
+        "guests/wat/producer.wat",
+        "guests/wat/consumer.wat",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("==== mailbox: 2 regions, memory 2 pages\n"),
+        "{text}"
+    );
+    // the sealed page: read-only, maximum read-only
+    assert!(
+        text.contains("00010000-00020000       64K  r--/r--\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("==== consumer: 1 region, memory 2 pages\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("00000000-00020000      128K  rw-/rwx\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_describes_memory_imports_exports_and_mach_calls() {
+    let out = wasmach(&["inspect", "guests/wat/producer.wat"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("memory: initial 2 pages (128 KiB), no maximum"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  mach.vm_write: func (i32, i32, i32, i32) -> (i32)\n"),
+        "{text}"
+    );
+    assert!(text.contains("  _start: func () -> (i32, i32)\n"), "{text}");
+    assert!(!text.contains("wasmach:memory"), "{text}");
+    assert!(
+        text.ends_with("mach calls: vm_protect, vm_write, bootstrap_look_up\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_names_the_file_and_the_cause_of_a_refusal() {
+    let dir = scratch("inspect");
+    let nomem = write(&dir, "nomem.wat", "(module)");
+    let out = wasmach(&["inspect", &nomem]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nomem.wat") && stderr(&out).contains("no memory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wasmach(&["inspect", &dir.join("absent.wasm").to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("absent.wasm"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_option_values_are_refused_with_a_message() {
+    for (option, value) in [
+        ("--timeout", "soon"),
+        ("--max-memory", "lots"),
+        ("--fuel", "plenty"),
+    ] {
+        let out = wasmach(&["run", option, value, "guests/wat/mailbox.wat"]);
+        assert_eq!(out.status.code(), Some(2), "{option} {value}");
+        assert!(stderr(&out).contains(option), "{option}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+    }
+}
