@@ -31,8 +31,20 @@ pub(crate) fn param_count(name: &str) -> Option<usize> {
         .map(|&(_, p)| p)
 }
 
+/// Logs a finished call at debug level (`RUST_LOG=wasmach=debug`); free when disabled.
+pub(crate) fn trace_call(call: &'static str, caller: Option<u64>, port: Option<u32>, code: i32) {
+    tracing::debug!(
+        call,
+        caller = caller.map_or_else(|| "host".to_owned(), |id| format!("task {id}")),
+        port = port.map(|p| format!("{p:#x}")),
+        result = %KernReturn::from_code(code as u32).map_or("KERN_SUCCESS", KernReturn::name),
+        "vm call"
+    );
+}
+
 /// Resolves `target` in the caller's namespace, then runs `op` as the guest.
 fn with_target(
+    call: &'static str,
     caller: &mut Caller<'_, TaskData>,
     target: i32,
     op: impl FnOnce(&mut kernel::Caller<'_>, &TaskShared) -> Result<(), KernReturn>,
@@ -44,14 +56,19 @@ fn with_target(
             .get_export(MEMORY_EXPORT)
             .and_then(|e| e.into_memory());
     }
-    let Some(target) = task.ports().lookup(PortName(target as u32)) else {
-        return KernReturn::SendInvalidDest.code() as i32;
+    let port = target as u32;
+    let code = match task.ports().lookup(PortName(port)) {
+        None => KernReturn::SendInvalidDest.code() as i32,
+        Some(target) => {
+            let mut cx = kernel::Caller {
+                task: Some(&task),
+                store: Some(caller.as_context_mut()),
+            };
+            KernReturn::to_guest(&op(&mut cx, &target))
+        }
     };
-    let mut cx = kernel::Caller {
-        task: Some(&task),
-        store: Some(caller.as_context_mut()),
-    };
-    KernReturn::to_guest(&op(&mut cx, &target))
+    trace_call(call, Some(task.id), Some(port), code);
+    code
 }
 
 /// Defines every `"mach"` import in `linker`.
@@ -60,7 +77,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
         "mach",
         "vm_allocate",
         |mut c: Caller<'_, TaskData>, target: i32, address_ptr: i32, size: i32, anywhere: i32| {
-            with_target(&mut c, target, |cx, t| {
+            with_target("vm_allocate", &mut c, target, |cx, t| {
                 kernel::vm_allocate(
                     cx,
                     t,
@@ -76,7 +93,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
         "mach",
         "vm_deallocate",
         |mut c: Caller<'_, TaskData>, target: i32, address: i32, size: i32| {
-            with_target(&mut c, target, |_, t| {
+            with_target("vm_deallocate", &mut c, target, |_, t| {
                 kernel::vm_deallocate(t, address as u32, size as u32)
             })
         },
@@ -90,7 +107,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
          size: i32,
          set_maximum: i32,
          prot: i32| {
-            with_target(&mut c, target, |_, t| {
+            with_target("vm_protect", &mut c, target, |_, t| {
                 kernel::vm_protect(
                     t,
                     address as u32,
@@ -110,7 +127,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
          size: i32,
          data_ptr: i32,
          count_ptr: i32| {
-            with_target(&mut c, target, |cx, t| {
+            with_target("vm_read", &mut c, target, |cx, t| {
                 kernel::vm_read(
                     cx,
                     t,
@@ -131,7 +148,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
          size: i32,
          data: i32,
          out_size_ptr: i32| {
-            with_target(&mut c, target, |cx, t| {
+            with_target("vm_read_overwrite", &mut c, target, |cx, t| {
                 kernel::vm_read_overwrite(
                     cx,
                     t,
@@ -148,7 +165,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
         "mach",
         "vm_write",
         |mut c: Caller<'_, TaskData>, target: i32, address: i32, data: i32, count: i32| {
-            with_target(&mut c, target, |cx, t| {
+            with_target("vm_write", &mut c, target, |cx, t| {
                 kernel::vm_write(cx, t, address as u32, Src::Task(data as u32), count as u32)
             })
         },
@@ -157,7 +174,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
         "mach",
         "vm_copy",
         |mut c: Caller<'_, TaskData>, target: i32, source: i32, count: i32, dest: i32| {
-            with_target(&mut c, target, |_, t| {
+            with_target("vm_copy", &mut c, target, |_, t| {
                 kernel::vm_copy(t, source as u32, count as u32, dest as u32)
             })
         },
@@ -171,7 +188,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
          size_ptr: i32,
          prot_ptr: i32,
          max_ptr: i32| {
-            with_target(&mut c, target, |cx, t| {
+            with_target("vm_region", &mut c, target, |cx, t| {
                 let outs = [size_ptr as u32, prot_ptr as u32, max_ptr as u32];
                 kernel::vm_region(cx, t, InAddr::Ptr(address_ptr as u32), Some(outs)).map(drop)
             })
@@ -186,11 +203,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
                 ptr: name_ptr as u32,
                 len: name_len as u32,
             };
-            KernReturn::to_guest(&kernel::bootstrap_look_up(
-                &c.data().task,
+            let task = &c.data().task;
+            let code = KernReturn::to_guest(&kernel::bootstrap_look_up(
+                task,
                 name,
                 Some(port_ptr as u32),
-            ))
+            ));
+            trace_call("bootstrap_look_up", Some(task.id), None, code);
+            code
         },
     )?;
     Ok(())

@@ -17,7 +17,12 @@ use cli_args::{parse_duration, parse_size};
 
 /// Run WebAssembly tasks that move memory between each other with Mach VM calls.
 #[derive(Parser)]
-#[command(name = "wasmach", version, about)]
+#[command(
+    name = "wasmach",
+    version,
+    about,
+    after_help = "Set RUST_LOG=wasmach=debug to log every VM call with its result on stderr."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,6 +102,11 @@ impl ModuleArg {
 }
 
 fn main() -> ExitCode {
+    // `RUST_LOG=wasmach=debug` logs every VM call with its result on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(&args),

@@ -201,21 +201,32 @@ impl Task {
 
     // --- The host as the caller, acting on this task. ---
 
+    /// Runs a host-door call and logs it (`RUST_LOG=wasmach=debug`).
+    fn trace<T>(&self, call: &'static str, op: impl FnOnce() -> KernResult<T>) -> KernResult<T> {
+        let result = op();
+        crate::abi::trace_call(call, None, None, KernReturn::to_guest(&result));
+        result
+    }
+
     /// `vm_allocate` on this task: `size` bytes at `address` (rounded down) or, with
     /// `anywhere`, first-fit. Returns the start of the new region.
     pub fn vm_allocate(&self, address: u32, size: u32, anywhere: bool) -> KernResult<u32> {
-        kernel::vm_allocate(
-            &mut Caller::host(),
-            &self.shared,
-            InAddr::Value(address),
-            size,
-            anywhere,
-        )
+        self.trace("vm_allocate", || {
+            kernel::vm_allocate(
+                &mut Caller::host(),
+                &self.shared,
+                InAddr::Value(address),
+                size,
+                anywhere,
+            )
+        })
     }
 
     /// `vm_deallocate` on this task.
     pub fn vm_deallocate(&self, address: u32, size: u32) -> KernResult<()> {
-        kernel::vm_deallocate(&self.shared, address, size)
+        self.trace("vm_deallocate", || {
+            kernel::vm_deallocate(&self.shared, address, size)
+        })
     }
 
     /// `vm_protect` on this task.
@@ -226,48 +237,60 @@ impl Task {
         set_maximum: bool,
         protection: VmProt,
     ) -> KernResult<()> {
-        kernel::vm_protect(&self.shared, address, size, set_maximum, protection.bits())
+        self.trace("vm_protect", || {
+            kernel::vm_protect(&self.shared, address, size, set_maximum, protection.bits())
+        })
     }
 
     /// `vm_region` on this task: the region containing `address`, or else the first above.
     pub fn vm_region(&self, address: u32) -> KernResult<Region> {
-        kernel::vm_region(&Caller::host(), &self.shared, InAddr::Value(address), None)
+        self.trace("vm_region", || {
+            kernel::vm_region(&Caller::host(), &self.shared, InAddr::Value(address), None)
+        })
     }
 
     /// `vm_read` from this task into a new host buffer.
     pub fn vm_read(&self, address: u32, size: u32) -> KernResult<Vec<u8>> {
-        kernel::vm_read_host(&self.shared, address, size)
+        self.trace("vm_read", || {
+            kernel::vm_read_host(&self.shared, address, size)
+        })
     }
 
     /// `vm_read_overwrite` from this task into `buf` (`buf.len()` bytes, a multiple of the
     /// page). Returns the size copied.
     pub fn vm_read_overwrite(&self, address: u32, buf: &mut [u8]) -> KernResult<u32> {
-        let size = u32::try_from(buf.len()).map_err(|_| KernReturn::InvalidArgument)?;
-        kernel::vm_read_overwrite(
-            &Caller::host(),
-            &self.shared,
-            address,
-            size,
-            Dst::Host(buf),
-            None,
-        )
+        self.trace("vm_read_overwrite", || {
+            let size = u32::try_from(buf.len()).map_err(|_| KernReturn::InvalidArgument)?;
+            kernel::vm_read_overwrite(
+                &Caller::host(),
+                &self.shared,
+                address,
+                size,
+                Dst::Host(buf),
+                None,
+            )
+        })
     }
 
     /// `vm_write` of `data` (a multiple of the page) into this task at `address`.
     pub fn vm_write(&self, address: u32, data: &[u8]) -> KernResult<()> {
-        let count = u32::try_from(data.len()).map_err(|_| KernReturn::InvalidArgument)?;
-        kernel::vm_write(
-            &Caller::host(),
-            &self.shared,
-            address,
-            Src::Host(data),
-            count,
-        )
+        self.trace("vm_write", || {
+            let count = u32::try_from(data.len()).map_err(|_| KernReturn::InvalidArgument)?;
+            kernel::vm_write(
+                &Caller::host(),
+                &self.shared,
+                address,
+                Src::Host(data),
+                count,
+            )
+        })
     }
 
     /// `vm_copy` inside this task.
     pub fn vm_copy(&self, source: u32, count: u32, dest: u32) -> KernResult<()> {
-        kernel::vm_copy(&self.shared, source, count, dest)
+        self.trace("vm_copy", || {
+            kernel::vm_copy(&self.shared, source, count, dest)
+        })
     }
 }
 
@@ -301,6 +324,19 @@ impl Mach<'_> {
             .ok_or(KernReturn::SendInvalidDest)
     }
 
+    /// Runs a call as this task and logs it (`RUST_LOG=wasmach=debug`).
+    fn trace<T>(
+        &self,
+        call: &'static str,
+        port: Option<u32>,
+        op: impl FnOnce() -> KernResult<T>,
+    ) -> KernResult<T> {
+        let result = op();
+        let caller = Some(self.task.shared.id);
+        crate::abi::trace_call(call, caller, port, KernReturn::to_guest(&result));
+        result
+    }
+
     fn caller(&self) -> Caller<'_> {
         Caller {
             task: Some(&self.task.shared),
@@ -315,7 +351,9 @@ impl Mach<'_> {
 
     /// `bootstrap_look_up`: inserts a name for the task registered as `name`.
     pub fn bootstrap_look_up(&self, name: &str) -> KernResult<PortName> {
-        kernel::bootstrap_look_up(&self.task.shared, NameArg::Host(name), None)
+        self.trace("bootstrap_look_up", None, || {
+            kernel::bootstrap_look_up(&self.task.shared, NameArg::Host(name), None)
+        })
     }
 
     /// `vm_allocate` in `target`. Returns the start of the new region.
@@ -326,19 +364,23 @@ impl Mach<'_> {
         size: u32,
         anywhere: bool,
     ) -> KernResult<u32> {
-        let t = self.target(target)?;
-        kernel::vm_allocate(
-            &mut self.caller(),
-            &t,
-            InAddr::Value(address),
-            size,
-            anywhere,
-        )
+        self.trace("vm_allocate", Some(target.raw()), || {
+            let t = self.target(target)?;
+            kernel::vm_allocate(
+                &mut self.caller(),
+                &t,
+                InAddr::Value(address),
+                size,
+                anywhere,
+            )
+        })
     }
 
     /// `vm_deallocate` in `target`.
     pub fn vm_deallocate(&self, target: PortName, address: u32, size: u32) -> KernResult<()> {
-        kernel::vm_deallocate(&*self.target(target)?, address, size)
+        self.trace("vm_deallocate", Some(target.raw()), || {
+            kernel::vm_deallocate(&*self.target(target)?, address, size)
+        })
     }
 
     /// `vm_protect` in `target`. `protection` is raw `vm_prot_t` bits, checked as a guest's.
@@ -350,30 +392,36 @@ impl Mach<'_> {
         set_maximum: bool,
         protection: u32,
     ) -> KernResult<()> {
-        kernel::vm_protect(
-            &*self.target(target)?,
-            address,
-            size,
-            set_maximum,
-            protection,
-        )
+        self.trace("vm_protect", Some(target.raw()), || {
+            kernel::vm_protect(
+                &*self.target(target)?,
+                address,
+                size,
+                set_maximum,
+                protection,
+            )
+        })
     }
 
     /// `vm_region` in `target`.
     pub fn vm_region(&self, target: PortName, address: u32) -> KernResult<Region> {
-        kernel::vm_region(
-            &self.caller(),
-            &*self.target(target)?,
-            InAddr::Value(address),
-            None,
-        )
+        self.trace("vm_region", Some(target.raw()), || {
+            kernel::vm_region(
+                &self.caller(),
+                &*self.target(target)?,
+                InAddr::Value(address),
+                None,
+            )
+        })
     }
 
     /// `vm_read` of `target` into a new region of the calling task. Returns the region's
     /// address (in the caller) and size; free it with `vm_deallocate`.
     pub fn vm_read(&self, target: PortName, address: u32, size: u32) -> KernResult<(u32, u32)> {
-        let t = self.target(target)?;
-        kernel::vm_read(&mut self.caller(), &t, address, size, None)
+        self.trace("vm_read", Some(target.raw()), || {
+            let t = self.target(target)?;
+            kernel::vm_read(&mut self.caller(), &t, address, size, None)
+        })
     }
 
     /// `vm_read_overwrite` of `target` into the calling task at `data`. Returns the size.
@@ -384,14 +432,16 @@ impl Mach<'_> {
         size: u32,
         data: u32,
     ) -> KernResult<u32> {
-        kernel::vm_read_overwrite(
-            &self.caller(),
-            &*self.target(target)?,
-            address,
-            size,
-            Dst::Task(data),
-            None,
-        )
+        self.trace("vm_read_overwrite", Some(target.raw()), || {
+            kernel::vm_read_overwrite(
+                &self.caller(),
+                &*self.target(target)?,
+                address,
+                size,
+                Dst::Task(data),
+                None,
+            )
+        })
     }
 
     /// `vm_write` of the calling task's `[data, data + count)` into `target` at `address`.
@@ -402,18 +452,22 @@ impl Mach<'_> {
         data: u32,
         count: u32,
     ) -> KernResult<()> {
-        kernel::vm_write(
-            &self.caller(),
-            &*self.target(target)?,
-            address,
-            Src::Task(data),
-            count,
-        )
+        self.trace("vm_write", Some(target.raw()), || {
+            kernel::vm_write(
+                &self.caller(),
+                &*self.target(target)?,
+                address,
+                Src::Task(data),
+                count,
+            )
+        })
     }
 
     /// `vm_copy` inside `target`.
     pub fn vm_copy(&self, target: PortName, source: u32, count: u32, dest: u32) -> KernResult<()> {
-        kernel::vm_copy(&*self.target(target)?, source, count, dest)
+        self.trace("vm_copy", Some(target.raw()), || {
+            kernel::vm_copy(&*self.target(target)?, source, count, dest)
+        })
     }
 }
 

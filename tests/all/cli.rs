@@ -388,3 +388,35 @@ fn bad_option_values_are_refused_with_a_message() {
         assert_eq!(stdout(&out), "");
     }
 }
+
+#[test]
+fn rust_log_debug_shows_each_vm_call_with_its_code() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmach"))
+        .args([
+            "run",
+            "guests/wat/mailbox.wat",
+            "guests/wat/producer.wat",
+            "guests/wat/consumer.wat",
+        ])
+        .current_dir(repo())
+        .env("RUST_LOG", "wasmach=debug")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("vm call")).collect();
+    // mailbox: vm_allocate; producer: look-up, vm_write, vm_protect; consumer: look-up,
+    // vm_read, and the refused vm_write
+    assert_eq!(lines.len(), 7, "{log}");
+    assert!(
+        lines[0].contains("call=\"vm_allocate\"") && lines[0].contains("KERN_SUCCESS"),
+        "{log}"
+    );
+    assert!(
+        lines[6].contains("call=\"vm_write\"") && lines[6].contains("KERN_PROTECTION_FAILURE"),
+        "{log}"
+    );
+    // and without RUST_LOG, nothing is logged
+    assert!(!stderr(&wasmach(&["run", "guests/wat/mailbox.wat"])).contains("vm call"));
+}

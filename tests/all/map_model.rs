@@ -250,6 +250,27 @@ impl TaskModel {
         }
     }
 
+    /// The pages holding data in `[addr, addr + len)` (both page-aligned), by offset in
+    /// pages: a transfer's source, kept sparse so that a large copy of mostly untouched
+    /// pages costs memory for the touched ones only.
+    fn snapshot(&self, addr: u32, len: u32) -> Vec<(u64, Vec<u8>)> {
+        let first = u64::from(addr) / P;
+        let end = first + u64::from(len) / P;
+        self.data
+            .range(first..end)
+            .map(|(&p, bytes)| (p - first, bytes.clone()))
+            .collect()
+    }
+
+    /// Writes a [`TaskModel::snapshot`] at `addr`: pages it has no data for become zero.
+    fn put(&mut self, addr: u32, len: u32, pages: Vec<(u64, Vec<u8>)>) {
+        let first = u64::from(addr) / P;
+        self.forget(first, first + u64::from(len) / P);
+        for (offset, bytes) in pages {
+            self.data.insert(first + offset, bytes);
+        }
+    }
+
     fn forget(&mut self, first: u64, end: u64) {
         self.data.retain(|p, _| !(first..end).contains(p));
     }
@@ -348,8 +369,8 @@ fn model_copy(t: &mut TaskModel, src: u32, count: u32, dst: u32) -> KernResult<(
     }
     t.map.check_access(src, count, 1)?;
     t.map.check_access(dst, count, 2)?;
-    let bytes = t.read(src, count);
-    t.write(dst, &bytes);
+    let pages = t.snapshot(src, count);
+    t.put(dst, count, pages);
     Ok(())
 }
 
@@ -731,10 +752,10 @@ fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
                 }
                 let first = m[c].map.find_free(count).ok_or(KernReturn::NoSpace)?;
                 // The snapshot is taken before the caller's map changes.
-                let bytes = m[t].read(addr, size);
+                let pages = m[t].snapshot(addr, size);
                 m[c].allocate(first, first + count);
                 let data = (first * P) as u32;
-                m[c].write(data, &bytes);
+                m[c].put(data, size, pages);
                 Ok((data, size))
             })()),
         },
@@ -760,8 +781,8 @@ fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
                 }
                 model_read_checks(&m[t], addr, size)?;
                 m[c].map.check_access(data, size, 2)?;
-                let bytes = m[t].read(addr, size);
-                m[c].write(data, &bytes);
+                let pages = m[t].snapshot(addr, size);
+                m[c].put(data, size, pages);
                 Ok(size)
             })()),
         },
@@ -790,11 +811,13 @@ fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
                 return Err(KernReturn::InvalidArgument);
             }
             m[t].map.check_access(addr, count, 2)?;
-            let bytes = match caller {
-                None => bytes,
-                Some(c) => m[c].read(data, count),
-            };
-            m[t].write(addr, &bytes);
+            match caller {
+                None => m[t].write(addr, &bytes),
+                Some(c) => {
+                    let pages = m[c].snapshot(data, count);
+                    m[t].put(addr, count, pages);
+                }
+            }
             Ok(())
         })()),
     }
