@@ -618,7 +618,8 @@ fn resolve(spec: &OpSpec, door: Door, limits: &[u64]) -> Op {
             let addr = a.resolve(tl);
             Op::Read {
                 addr,
-                size: s.resolve(tl, addr),
+                // the host door returns a host buffer: capped like the others
+                size: host_buf(s.resolve(tl, addr)),
             }
         }
         OpSpec::ReadOverwrite(a, s, d) => {
