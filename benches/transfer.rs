@@ -53,12 +53,22 @@ impl Pair {
         }
     }
 
-    /// Runs the guest loop `func` `iters` times and returns the elapsed time.
+    /// Runs the guest loop `func` and returns the elapsed time; every call must succeed.
     fn guest_loop<P: wasmtime::WasmParams>(&self, func: &str, params: P) -> Duration {
+        self.guest_loop_expecting(func, params, 0)
+    }
+
+    /// Runs the guest loop `func`, checks it returned `code`, and returns the elapsed time.
+    fn guest_loop_expecting<P: wasmtime::WasmParams>(
+        &self,
+        func: &str,
+        params: P,
+        code: i32,
+    ) -> Duration {
         let start = Instant::now();
         let kr: i32 = self.caller.call(func, params).expect("guest loop");
         let elapsed = start.elapsed();
-        assert_eq!(kr, 0, "{func} failed");
+        assert_eq!(kr, code, "{func} returned {kr}");
         elapsed
     }
 }
@@ -306,15 +316,11 @@ fn per_call(c: &mut Criterion) {
         b.iter_custom(|n| pair.guest_loop("read_overwrite", (port, p, p, 2 * p, n as i32)))
     });
     group.bench_function("guest/failing_call_misaligned", |b| {
+        let misaligned = (port, p + 1, p, 2 * p);
         b.iter_custom(|n| {
-            let start = Instant::now();
-            let kr: i32 = pair
-                .caller
-                .call("read_overwrite_all", (port, p + 1, p, 2 * p, n as i32))
-                .expect("call");
-            let elapsed = start.elapsed();
-            assert_eq!(kr, 4, "KERN_INVALID_ARGUMENT expected");
-            elapsed
+            let (port, addr, size, data) = misaligned;
+            // KERN_INVALID_ARGUMENT (4) on every call
+            pair.guest_loop_expecting("read_overwrite_all", (port, addr, size, data, n as i32), 4)
         })
     });
     group.bench_function("guest/mach_task_self", |b| {

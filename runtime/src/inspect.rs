@@ -3,11 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use wasmach::{MACH_IMPORTS, Runtime};
+use wasmach::{MACH_IMPORTS, MEMORY_EXPORT, Runtime};
 use wasmtime::ExternType;
-
-/// The export name under which the runtime reaches every task's memory (not the module's own).
-const RESERVED_MEMORY_EXPORT: &str = "wasmach:memory";
 
 /// Prints the module's memory, imports, exports and Mach calls; status 2 if it is refused.
 pub fn inspect(path: &Path) -> ExitCode {
@@ -50,10 +47,7 @@ pub fn inspect(path: &Path) -> ExitCode {
         }
     }
     println!("exports:");
-    for export in wasm
-        .exports()
-        .filter(|e| e.name() != RESERVED_MEMORY_EXPORT)
-    {
+    for export in wasm.exports().filter(|e| e.name() != MEMORY_EXPORT) {
         println!("  {}: {}", export.name(), describe(&export.ty()));
     }
     calls.sort_by_key(|c| MACH_IMPORTS.iter().position(|(n, _)| n == c));

@@ -77,7 +77,7 @@ pub mod vm_map;
 
 pub use abi::MACH_IMPORTS;
 pub use kern::{KERN_SUCCESS, KernResult, KernReturn, MAX_PAGES, VM_PAGE_SIZE, VmProt};
-pub use module::{ModuleError, TaskModule};
+pub use module::{MEMORY_EXPORT, ModuleError, TaskModule};
 pub use port::PortName;
 pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
 pub use task::{Mach, Task};

@@ -14,8 +14,9 @@ use wasmparser::{CompositeInnerType, Encoding, ExternalKind, Parser, Payload, Ty
 use crate::abi;
 use crate::kern::{MAX_PAGES, PAGE_SHIFT};
 
-/// The reserved export name under which every task exports its memory to the runtime.
-pub(crate) const MEMORY_EXPORT: &str = "wasmach:memory";
+/// The reserved export name under which every task exports its memory to the runtime (the
+/// loader adds it to every module; tools listing a module's own exports skip it).
+pub const MEMORY_EXPORT: &str = "wasmach:memory";
 
 /// Why a module cannot be a task. Returned (inside an [`anyhow::Error`]) by
 /// [`Runtime::compile`](crate::Runtime::compile) and the spawn methods.
