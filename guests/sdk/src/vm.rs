@@ -1,0 +1,183 @@
+//! The safe wrappers over [`sys`](crate::sys).
+
+use crate::region::{PageBuf, Region};
+use crate::types::{KernReturn, Port, Result, VmProt};
+use crate::{PAGE_SIZE, sys};
+
+/// What [`vm_region`] reports: a maximal run of allocated pages with equal protections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RegionInfo {
+    /// The first address.
+    pub address: u32,
+    /// The size in bytes.
+    pub size: u32,
+    /// The current protection.
+    pub protection: VmProt,
+    /// The maximum protection.
+    pub max_protection: VmProt,
+}
+
+impl RegionInfo {
+    /// The end address (exclusive), as a `u64`.
+    pub const fn end(&self) -> u64 {
+        self.address as u64 + self.size as u64
+    }
+}
+
+/// `size` rounded up to whole pages, as the kernel does (unchanged if that overflows: the
+/// kernel refuses such a size anyway, and deallocation rounds the end up itself).
+fn round_up(size: u32) -> u32 {
+    size.checked_next_multiple_of(PAGE_SIZE).unwrap_or(size)
+}
+
+/// A slice's length, as the calls take it.
+fn len_of(data: &[u8]) -> Result<u32> {
+    u32::try_from(data.len()).map_err(|_| KernReturn::InvalidArgument)
+}
+
+/// After a call that may have grown the caller's memory from the host side: the runtime grew
+/// our memory from the host; `memory.grow(0)` makes the engine reload the size, so that the
+/// compiled code's idea of the memory size is not stale.
+fn refresh_memory_size() {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::memory_grow(0, 0);
+}
+
+/// `mach_task_self`: the caller's own name for itself (same as [`Port::task_self`]).
+pub fn mach_task_self() -> Port {
+    Port::task_self()
+}
+
+/// `bootstrap_look_up`: the caller's name for the task registered as `name`.
+/// Unknown name: [`KernReturn::InvalidName`].
+pub fn bootstrap_look_up(name: &str) -> Result<Port> {
+    let mut port = 0;
+    // SAFETY: `name` is readable for its length; `port` is a writable u32.
+    KernReturn::check(unsafe {
+        sys::bootstrap_look_up(name.as_ptr(), len_of(name.as_bytes())?, &mut port)
+    })?;
+    Ok(Port::from_raw(port))
+}
+
+fn allocate(target: Port, address: u32, size: u32, anywhere: bool) -> Result<Region> {
+    let mut address = address;
+    // SAFETY: `address` is a readable and writable u32.
+    KernReturn::check(unsafe {
+        sys::vm_allocate(target.raw(), &mut address, size, u32::from(anywhere))
+    })?;
+    if target.is_task_self() {
+        refresh_memory_size();
+    }
+    // SAFETY: the kernel just allocated the range in `target` for us.
+    Ok(unsafe { Region::from_raw(target, address, round_up(size)) })
+}
+
+/// `vm_allocate` anywhere: `size` bytes (rounded up to pages) first-fit in `target`,
+/// zero-filled, protection `DEFAULT`, maximum `ALL`. The returned [`Region`] deallocates
+/// them when dropped. No room: [`KernReturn::NoSpace`].
+///
+/// Use [`PageBuf::new`] for a buffer in the caller's own memory.
+pub fn vm_allocate(target: Port, size: u32) -> Result<Region> {
+    allocate(target, 0, size, true)
+}
+
+/// `vm_allocate` at a fixed place: `[address, address + size)`, the address rounded down
+/// to a page and the size rounded up (each on its own, as GNU Mach does). Any page already
+/// allocated: [`KernReturn::NoSpace`]; past the address space: [`KernReturn::InvalidAddress`].
+pub fn vm_allocate_fixed(target: Port, address: u32, size: u32) -> Result<Region> {
+    allocate(target, address, size, false)
+}
+
+/// `vm_deallocate`: frees every allocated page of `[address, address + size)` (address
+/// rounded down, end rounded up) in `target`; unallocated pages are skipped.
+///
+/// On the caller's own task this frees whatever is there, including memory Rust uses: see
+/// the crate's *Soundness* notes. Prefer dropping a [`Region`].
+pub fn vm_deallocate(target: Port, address: u32, size: u32) -> Result<()> {
+    // SAFETY: no pointer is passed; see the crate docs for the caller's own task.
+    KernReturn::check(unsafe { sys::vm_deallocate(target.raw(), address, size) })
+}
+
+/// `vm_protect`: sets the current protection of the pages of `[address, address + size)`
+/// (`set_maximum == false`), or their maximum (`true`, which also masks the current one).
+/// A protection above a page's maximum: [`KernReturn::ProtectionFailure`] (a maximum only
+/// goes down).
+pub fn vm_protect(
+    target: Port,
+    address: u32,
+    size: u32,
+    set_maximum: bool,
+    new_protection: VmProt,
+) -> Result<()> {
+    // SAFETY: no pointer is passed.
+    KernReturn::check(unsafe {
+        sys::vm_protect(
+            target.raw(),
+            address,
+            size,
+            u32::from(set_maximum),
+            new_protection.bits(),
+        )
+    })
+}
+
+/// `vm_read`: a copy of `target`'s page-aligned `[address, address + size)` in a new buffer
+/// of the caller's own memory (a snapshot: later changes to the target do not show in it).
+/// The buffer is deallocated when dropped ([`PageBuf::into_region`] / [`PageBuf::leak`] to
+/// keep it).
+pub fn vm_read(target: Port, address: u32, size: u32) -> Result<PageBuf> {
+    let (mut data, mut count) = (0, 0);
+    // SAFETY: `data` and `count` are writable u32s.
+    KernReturn::check(unsafe { sys::vm_read(target.raw(), address, size, &mut data, &mut count) })?;
+    refresh_memory_size();
+    // SAFETY: the kernel just allocated the range in our own task for us.
+    let region = unsafe { Region::from_raw(Port::task_self(), data, count) };
+    PageBuf::from_region(region)
+}
+
+/// `vm_read_overwrite`: copies `target`'s `[address, address + dest.len())` into `dest`
+/// and returns the size copied. `address`, `dest`'s address and length must be page-aligned
+/// (else [`KernReturn::InvalidArgument`]): use a [`PageBuf`] or page-offset slices of one.
+pub fn vm_read_overwrite(target: Port, address: u32, dest: &mut [u8]) -> Result<u32> {
+    let size = len_of(dest)?;
+    let mut out = 0;
+    // SAFETY: `dest` is ours to overwrite for its length; `out` is a writable u32.
+    KernReturn::check(unsafe {
+        sys::vm_read_overwrite(target.raw(), address, size, dest.as_mut_ptr(), &mut out)
+    })?;
+    Ok(out)
+}
+
+/// `vm_write`: copies `data` to `target`'s `[address, address + data.len())`. `address`,
+/// `data`'s address and length must be page-aligned (else [`KernReturn::InvalidArgument`]):
+/// use a [`PageBuf`] or page-offset slices of one. A target page without `WRITE`:
+/// [`KernReturn::ProtectionFailure`].
+pub fn vm_write(target: Port, address: u32, data: &[u8]) -> Result<()> {
+    let count = len_of(data)?;
+    // SAFETY: `data` is readable for its length; see the crate docs for the caller's own
+    // task as the target.
+    KernReturn::check(unsafe { sys::vm_write(target.raw(), address, data.as_ptr(), count) })
+}
+
+/// `vm_copy`: copies `[source, source + count)` to `[dest, dest + count)` inside `target`,
+/// as `memmove`. All three must be page-aligned.
+pub fn vm_copy(target: Port, source: u32, count: u32, dest: u32) -> Result<()> {
+    // SAFETY: no pointer is passed; see the crate docs for the caller's own task.
+    KernReturn::check(unsafe { sys::vm_copy(target.raw(), source, count, dest) })
+}
+
+/// `vm_region`: the region of `target` containing `address`, or else the first one above it.
+/// None at or above: [`KernReturn::NoSpace`].
+pub fn vm_region(target: Port, address: u32) -> Result<RegionInfo> {
+    let (mut address, mut size, mut prot, mut max) = (address, 0, 0, 0);
+    // SAFETY: all four are readable and writable u32s.
+    KernReturn::check(unsafe {
+        sys::vm_region(target.raw(), &mut address, &mut size, &mut prot, &mut max)
+    })?;
+    Ok(RegionInfo {
+        address,
+        size,
+        protection: VmProt::from_bits_truncate(prot),
+        max_protection: VmProt::from_bits_truncate(max),
+    })
+}
