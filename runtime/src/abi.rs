@@ -63,6 +63,7 @@ fn with_target(
             let mut cx = kernel::Caller {
                 task: Some(&task),
                 store: Some(caller.as_context_mut()),
+                component: false,
             };
             KernReturn::to_guest(&op(&mut cx, &target))
         }

@@ -20,8 +20,12 @@ use crate::vm_map::{PageRange, Region, VmMap};
 pub(crate) struct Caller<'a> {
     /// The calling task, or `None` for the host itself.
     pub(crate) task: Option<&'a TaskShared>,
-    /// The calling task's store, when the call comes from its running guest.
+    /// The calling task's store, when the call comes from its running core-module guest.
     pub(crate) store: Option<StoreContextMut<'a, TaskData>>,
+    /// Set when the call comes from a running component guest: its store is in use by
+    /// this thread, and its memory grows through its address space (a component's memory
+    /// has no wasmtime handle the host can grow).
+    pub(crate) component: bool,
 }
 
 impl<'a> Caller<'a> {
@@ -30,6 +34,7 @@ impl<'a> Caller<'a> {
         Caller {
             task: None,
             store: None,
+            component: false,
         }
     }
 
@@ -171,17 +176,24 @@ fn ensure_committed(cx: &mut Caller<'_>, target: &TaskShared, end: u32) -> KernR
     }
     let delta = u64::from(end - have);
     let grow = |mut store: StoreContextMut<'_, TaskData>| -> KernResult<()> {
-        let memory = store.data().memory.ok_or(KernReturn::ResourceShortage)?;
-        target
-            .space
-            .kernel_grow(|| memory.grow(&mut store, delta))
-            .map(drop)
-            .map_err(|_| KernReturn::ResourceShortage)
+        match store.data().memory {
+            Some(memory) => target
+                .space
+                .kernel_grow(|| memory.grow(&mut store, delta))
+                .map(drop)
+                .map_err(|_| KernReturn::ResourceShortage),
+            // A component: nobody runs it (its store is held here), so nothing else
+            // grows it meanwhile.
+            None => grow_component(target, end),
+        }
     };
-    if cx.is(target)
-        && let Some(store) = cx.store.as_mut()
-    {
-        return grow(store.as_context_mut());
+    if cx.is(target) {
+        if cx.component {
+            return grow_component(target, end);
+        }
+        if let Some(store) = cx.store.as_mut() {
+            return grow(store.as_context_mut());
+        }
     }
     match target.store.try_lock() {
         Ok(mut guard) => match guard.as_mut() {
@@ -194,6 +206,16 @@ fn ensure_committed(cx: &mut Caller<'_>, target: &TaskShared, end: u32) -> KernR
             None => Err(KernReturn::SendInvalidDest),
         },
     }
+}
+
+/// Grows a component task's memory to `end` pages through its address space. wasmtime
+/// learns the new size at the guest's next `memory.grow` (the engine keeps a copy of the
+/// size for `memory.size` and the bulk-memory bounds checks; see `crate::component`).
+fn grow_component(target: &TaskShared, end: u32) -> KernResult<()> {
+    target
+        .space
+        .kernel_grow(|| target.space.grow_to(u64::from(end) << PAGE_SHIFT))
+        .map_err(|_| KernReturn::ResourceShortage)
 }
 
 /// Allocates `range` in `target` (growing it if needed) and zero-fills it.
@@ -486,7 +508,7 @@ pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -
 
 /// The largest region size a guest's 32-bit out-value can carry (a 4 GiB region is
 /// reported one page short).
-const MAX_GUEST_REGION: u64 = (u32::MAX - (VM_PAGE_SIZE - 1)) as u64;
+pub(crate) const MAX_GUEST_REGION: u64 = (u32::MAX - (VM_PAGE_SIZE - 1)) as u64;
 
 /// `vm_region`. `outs` are the size, protection and maximum-protection pointers.
 pub(crate) fn vm_region(

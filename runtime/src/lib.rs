@@ -65,6 +65,7 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod component;
 mod kern;
 mod kernel;
 mod memory;

@@ -33,14 +33,14 @@ enum Command {
     /// Spawn every MODULE as a task, register each with the bootstrap under its NAME, then
     /// call the entry function of each task that exports it, in command-line order.
     ///
-    /// Prints one line per call, `NAME: R...` (results in decimal, i32 signed). A trap prints
+    /// Prints one line per call, `NAME: R...` (numbers in decimal, i32 signed). A trap prints
     /// `NAME: trap: MESSAGE` on stderr and the run goes on; the exit status is then 1.
     /// A file that cannot be read or a module that is refused runs nothing: exit status 2.
     Run(RunArgs),
-    /// Describe a module without running it: its memory, imports, exports, and the Mach
-    /// calls it uses. A module that would be refused is reported with its cause (status 2).
+    /// Describe a module or component without running it: its memory, imports, exports,
+    /// and the Mach calls it uses. A module that would be refused is reported with its cause (status 2).
     Inspect {
-        /// A `.wat` text or `.wasm` binary file.
+        /// A core module or component: `.wat` text or a `.wasm` binary.
         #[arg(value_name = "MODULE")]
         module: PathBuf,
     },
@@ -48,8 +48,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The function to call in each task that exports it.
-    #[arg(long, value_name = "FUNC", default_value = "_start")]
+    /// The function to call in each task that exports it. For a component, the default
+    /// means its `run` export (the `program` world of wit/mach.wit).
+    #[arg(long, value_name = "FUNC", default_value = DEFAULT_ENTRY)]
     invoke: String,
     /// Fuel for each task (its start function and entry call): a guest that runs out traps
     /// ("all fuel consumed by WebAssembly").
@@ -71,8 +72,8 @@ struct RunArgs {
     /// macOS `vmmap` does.
     #[arg(long)]
     vmmap: bool,
-    /// `PATH` or `NAME=PATH`: a `.wat` text or `.wasm` binary (told apart by content).
-    /// NAME defaults to the file stem.
+    /// `PATH` or `NAME=PATH`: a core module or a component, as `.wat` text or a `.wasm`
+    /// binary (told apart by content). NAME defaults to the file stem.
     #[arg(value_name = "MODULE", required = true)]
     modules: Vec<String>,
 }
@@ -113,6 +114,11 @@ fn main() -> ExitCode {
         Command::Inspect { module } => inspect::inspect(&module),
     }
 }
+
+/// The default `--invoke`.
+const DEFAULT_ENTRY: &str = "_start";
+/// A component's entry when `--invoke` is the default.
+const COMPONENT_ENTRY: &str = "run";
 
 /// The epoch tick of `--timeout`.
 const TICK: Duration = Duration::from_millis(10);
@@ -160,13 +166,11 @@ fn run(args: &RunArgs) -> ExitCode {
             }
         }
     }
-    let invoke = args.invoke.as_str();
     for (arg, task) in &tasks {
-        if let Some(ty) = task.func_type(invoke)
-            && ty.params().len() != 0
-        {
+        let entry = entry_name(task, &args.invoke);
+        if entry_params(task, entry).is_some_and(|n| n != 0) {
             eprintln!(
-                "wasmach: {}: the entry function `{invoke}` takes parameters; it must take none",
+                "wasmach: {}: the entry function `{entry}` takes parameters; it must take none",
                 arg.path.display()
             );
             return ExitCode::from(2);
@@ -177,7 +181,7 @@ fn run(args: &RunArgs) -> ExitCode {
         .timeout
         .map(|t| t.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64);
     let done = AtomicBool::new(false);
-    let outcomes: Vec<Option<anyhow::Result<Vec<Val>>>> = std::thread::scope(|s| {
+    let outcomes: Vec<Option<anyhow::Result<Vec<String>>>> = std::thread::scope(|s| {
         if ticks.is_some() {
             s.spawn(|| {
                 while !done.load(Ordering::Relaxed) {
@@ -186,14 +190,21 @@ fn run(args: &RunArgs) -> ExitCode {
                 }
             });
         }
-        let call = |task: &Task| -> Option<anyhow::Result<Vec<Val>>> {
-            task.func_type(invoke)?;
+        let call = |task: &Task| -> Option<anyhow::Result<Vec<String>>> {
+            let entry = entry_name(task, &args.invoke);
+            entry_params(task, entry)?;
             if let Some(ticks) = ticks
                 && let Err(e) = task.set_epoch_deadline(ticks)
             {
                 return Some(Err(e));
             }
-            Some(task.call_dynamic(invoke, &[]))
+            Some(if task.is_component() {
+                task.call_component_dynamic(entry, &[])
+                    .map(|results| results.iter().map(show_component).collect())
+            } else {
+                task.call_dynamic(entry, &[])
+                    .map(|results| results.iter().map(show).collect())
+            })
         };
         let outcomes = if args.parallel {
             let handles: Vec<_> = tasks
@@ -219,7 +230,7 @@ fn run(args: &RunArgs) -> ExitCode {
         match outcome {
             None => {}
             Some(Ok(results)) => {
-                let line: String = results.iter().map(|v| format!(" {}", show(v))).collect();
+                let line: String = results.iter().map(|v| format!(" {v}")).collect();
                 println!("{}:{line}", arg.name);
             }
             Some(Err(e)) => {
@@ -262,6 +273,45 @@ fn vmmap(name: &str, task: &Task) -> String {
         ));
     }
     out
+}
+
+/// The entry function of `task`: `--invoke`'s name, except that a component's default
+/// entry is its `run` export (WIT names cannot start with `_`).
+fn entry_name<'a>(task: &Task, invoke: &'a str) -> &'a str {
+    if task.is_component() && invoke == DEFAULT_ENTRY {
+        COMPONENT_ENTRY
+    } else {
+        invoke
+    }
+}
+
+/// The number of parameters of the task's function `name`, or `None` if it exports none.
+fn entry_params(task: &Task, name: &str) -> Option<usize> {
+    if task.is_component() {
+        task.component_func_type(name).map(|f| f.params().len())
+    } else {
+        task.func_type(name).map(|f| f.params().len())
+    }
+}
+
+/// A component's result: numbers in decimal, anything else as wasmtime shows it.
+fn show_component(v: &wasmtime::component::Val) -> String {
+    use wasmtime::component::Val as C;
+    match v {
+        C::S8(x) => x.to_string(),
+        C::S16(x) => x.to_string(),
+        C::S32(x) => x.to_string(),
+        C::S64(x) => x.to_string(),
+        C::U8(x) => x.to_string(),
+        C::U16(x) => x.to_string(),
+        C::U32(x) => x.to_string(),
+        C::U64(x) => x.to_string(),
+        C::Float32(x) => x.to_string(),
+        C::Float64(x) => x.to_string(),
+        C::Bool(x) => x.to_string(),
+        C::String(x) => x.clone(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// A result value in decimal (`i32` signed).

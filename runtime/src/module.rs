@@ -9,10 +9,11 @@ use std::sync::Arc;
 use wasm_encoder::{
     EntityType, ExportKind, ExportSection, ImportSection, MemorySection, RawSection,
 };
-use wasmparser::{CompositeInnerType, Encoding, ExternalKind, Parser, Payload, TypeRef, ValType};
+use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType};
 
 use crate::abi;
 use crate::kern::{MAX_PAGES, PAGE_SHIFT};
+use crate::task::TaskData;
 
 /// The reserved export name under which every task exports its memory to the runtime (the
 /// loader adds it to every module; tools listing a module's own exports skip it).
@@ -29,9 +30,11 @@ pub enum ModuleError {
     /// The binary is malformed or does not validate.
     #[error("invalid wasm module: {0}")]
     Invalid(String),
-    /// A component was given where a core module is needed.
-    #[error("a component is not a core module: wasmach runs core modules")]
-    Component,
+    /// A component imports something other than the `wasmach:mach` interfaces.
+    #[error(
+        "unsupported component import `{0}`: a component task may import only the wasmach:mach interfaces (wit/mach.wit)"
+    )]
+    ComponentImport(String),
     /// The module has no linear memory.
     #[error("the module has no memory: a task needs exactly one linear memory")]
     NoMemory,
@@ -102,16 +105,34 @@ pub struct TaskModule {
 }
 
 pub(crate) struct ModuleInner {
-    pub(crate) module: wasmtime::Module,
-    pub(crate) pre: wasmtime::InstancePre<crate::task::TaskData>,
+    pub(crate) image: Image,
     pub(crate) memory: MemoryPlan,
+}
+
+/// What a task is instantiated from.
+pub(crate) enum Image {
+    /// A core module, linked against the `"mach"` imports.
+    Core(wasmtime::InstancePre<TaskData>),
+    /// A component, linked against the `wasmach:mach` interfaces.
+    Component(wasmtime::component::InstancePre<TaskData>),
 }
 
 impl TaskModule {
     /// The compiled wasmtime module (with its memory defined and exported as
-    /// `"wasmach:memory"`).
-    pub fn module(&self) -> &wasmtime::Module {
-        &self.inner.module
+    /// `"wasmach:memory"`), or `None` for a component.
+    pub fn module(&self) -> Option<&wasmtime::Module> {
+        match &self.inner.image {
+            Image::Core(pre) => Some(pre.module()),
+            Image::Component(_) => None,
+        }
+    }
+
+    /// The compiled component, or `None` for a core module.
+    pub fn component(&self) -> Option<&wasmtime::component::Component> {
+        match &self.inner.image {
+            Image::Core(_) => None,
+            Image::Component(pre) => Some(pre.component()),
+        }
     }
 
     /// The memory's initial size in pages.
@@ -138,9 +159,17 @@ impl std::fmt::Debug for TaskModule {
     }
 }
 
-/// Turns WAT text or wasm bytes into checked wasm bytes whose one memory is defined and
-/// exported as [`MEMORY_EXPORT`], and the memory's plan.
-pub(crate) fn prepare(bytes: &[u8]) -> Result<(Vec<u8>, MemoryPlan), ModuleError> {
+/// A checked binary, ready to compile.
+pub(crate) enum Prepared {
+    /// A core module whose one memory is defined and exported as [`MEMORY_EXPORT`].
+    Core(Vec<u8>, MemoryPlan),
+    /// A component with exactly one core memory, importing only `wasmach:mach`.
+    Component(Vec<u8>, MemoryPlan),
+}
+
+/// Turns WAT text or wasm bytes into a checked core module (rewritten as the runtime needs)
+/// or component, and its memory's plan.
+pub(crate) fn prepare(bytes: &[u8]) -> Result<Prepared, ModuleError> {
     let wasm = if bytes.starts_with(b"\0asm") {
         std::borrow::Cow::Borrowed(bytes)
     } else {
@@ -150,9 +179,49 @@ pub(crate) fn prepare(bytes: &[u8]) -> Result<(Vec<u8>, MemoryPlan), ModuleError
                 .into_owned(),
         )
     };
+    if Parser::is_component(&wasm) {
+        let plan = inspect_component(&wasm)?;
+        return Ok(Prepared::Component(wasm.into_owned(), plan));
+    }
     let shape = inspect(&wasm)?;
     let wasm = rewrite(&wasm, &shape)?;
-    Ok((wasm, shape.plan))
+    Ok(Prepared::Core(wasm, shape.plan))
+}
+
+/// The WIT package prefix of every interface a component task may import.
+const COMPONENT_IMPORT_PREFIX: &str = "wasmach:mach/";
+
+/// Checks a component: its imports are `wasmach:mach` interfaces, and its core modules
+/// define exactly one memory (the task's address space; memories imported by core
+/// modules are that one, passed between the component's core instances).
+fn inspect_component(wasm: &[u8]) -> Result<MemoryPlan, ModuleError> {
+    let mut memories = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let name = import.map_err(invalid)?.name.name;
+                    if !name.starts_with(COMPONENT_IMPORT_PREFIX) {
+                        return Err(ModuleError::ComponentImport(name.to_owned()));
+                    }
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for ty in reader {
+                    memories.push(plan_for(&ty.map_err(invalid)?)?);
+                }
+            }
+            _ => {}
+        }
+    }
+    match memories.len() {
+        0 => Err(ModuleError::NoMemory),
+        1 => Ok(memories.remove(0)),
+        n => Err(ModuleError::TooManyMemories(n)),
+    }
 }
 
 struct Shape {
@@ -230,10 +299,6 @@ fn inspect(wasm: &[u8]) -> Result<Shape, ModuleError> {
     let mut func_imports = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid)? {
-            Payload::Version {
-                encoding: Encoding::Component,
-                ..
-            } => return Err(ModuleError::Component),
             Payload::TypeSection(reader) => {
                 for group in reader {
                     for sub in group.map_err(invalid)?.into_types() {

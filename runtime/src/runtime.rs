@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime::{Config, Engine, Linker, Store};
 
 use crate::memory::{GUARD_BYTES, SpaceCreator, with_pending_space};
-use crate::module::{MEMORY_EXPORT, ModuleInner, TaskModule, prepare};
+use crate::module::{Image, MEMORY_EXPORT, ModuleInner, Prepared, TaskModule, prepare};
 use crate::space::{AddressSpace, PAGE};
 use crate::task::{Task, TaskData, TaskShared};
 
@@ -75,6 +75,7 @@ impl RuntimeOptions {
 pub(crate) struct RuntimeShared {
     engine: Engine,
     linker: Linker<TaskData>,
+    component_linker: wasmtime::component::Linker<TaskData>,
     bootstrap: Mutex<HashMap<String, Weak<TaskShared>>>,
     next_id: AtomicU64,
     options: RuntimeOptions,
@@ -129,10 +130,13 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         crate::abi::add_to_linker(&mut linker)?;
+        let mut component_linker = wasmtime::component::Linker::new(&engine);
+        crate::component::add_to_linker(&mut component_linker)?;
         Ok(Runtime {
             shared: Arc::new(RuntimeShared {
                 engine,
                 linker,
+                component_linker,
                 bootstrap: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 options,
@@ -150,22 +154,37 @@ impl Runtime {
         self.shared.engine.increment_epoch();
     }
 
-    /// Checks and compiles a module (wasm binary or WAT text) into a task image.
+    /// Checks and compiles a core module or a component (wasm binary or WAT text) into a
+    /// task image.
     ///
     /// Refused, with a [`ModuleError`](crate::ModuleError) naming the problem: a module
     /// without exactly one 32-bit, unshared memory; a `"mach"` import of an unknown name or
-    /// the wrong type; any other import than those and the memory.
+    /// the wrong type; any other import than those and the memory. A component must
+    /// define exactly one such memory in its core modules and import only the
+    /// `wasmach:mach` interfaces of `wit/mach.wit`.
     pub fn compile(&self, bytes: impl AsRef<[u8]>) -> Result<TaskModule> {
-        let (wasm, memory) = prepare(bytes.as_ref())?;
-        let module = wasmtime::Module::new(&self.shared.engine, &wasm)
-            .map_err(|e| crate::ModuleError::Invalid(format!("{e:#}")))?;
-        let pre = self.shared.linker.instantiate_pre(&module)?;
+        let invalid = |e: wasmtime::Error| crate::ModuleError::Invalid(format!("{e:#}"));
+        let (image, memory) = match prepare(bytes.as_ref())? {
+            Prepared::Core(wasm, memory) => {
+                let module = wasmtime::Module::new(&self.shared.engine, &wasm).map_err(invalid)?;
+                (
+                    Image::Core(self.shared.linker.instantiate_pre(&module)?),
+                    memory,
+                )
+            }
+            Prepared::Component(wasm, memory) => {
+                let component = wasmtime::component::Component::new(&self.shared.engine, &wasm)
+                    .map_err(invalid)?;
+                let pre = self
+                    .shared
+                    .component_linker
+                    .instantiate_pre(&component)
+                    .map_err(invalid)?;
+                (Image::Component(pre), memory)
+            }
+        };
         Ok(TaskModule {
-            inner: Arc::new(ModuleInner {
-                module,
-                pre,
-                memory,
-            }),
+            inner: Arc::new(ModuleInner { image, memory }),
         })
     }
 
@@ -221,6 +240,7 @@ impl Runtime {
                 task: shared.clone(),
                 memory: None,
                 instance: None,
+                component: None,
             },
         );
         if let Some(fuel) = options.fuel {
@@ -235,19 +255,24 @@ impl Runtime {
             // `current + ticks` cannot overflow however far the epoch has advanced.
             store.set_epoch_deadline(u64::MAX / 2);
         }
-        let instance = with_pending_space(space, || module.inner.pre.instantiate(&mut store));
-        let instance = match instance {
-            Ok(instance) => instance,
+        let instantiated = with_pending_space(space, || match &module.inner.image {
+            Image::Core(pre) => pre.instantiate(&mut store).map(Instantiated::Core),
+            Image::Component(pre) => pre.instantiate(&mut store).map(Instantiated::Component),
+        });
+        match instantiated {
+            Ok(Instantiated::Core(instance)) => {
+                let memory = instance
+                    .get_memory(&mut store, MEMORY_EXPORT)
+                    .context("the task's memory is not exported")?;
+                store.data_mut().memory = Some(memory);
+                store.data_mut().instance = Some(instance);
+            }
+            Ok(Instantiated::Component(instance)) => store.data_mut().component = Some(instance),
             Err(e) => {
                 shared.terminate();
                 return Err(anyhow::Error::from(e).context("the task's instantiation failed"));
             }
-        };
-        let memory = instance
-            .get_memory(&mut store, MEMORY_EXPORT)
-            .context("the task's memory is not exported")?;
-        store.data_mut().memory = Some(memory);
-        store.data_mut().instance = Some(instance);
+        }
         *shared.store.lock().unwrap_or_else(PoisonError::into_inner) = Some(store);
         Ok(Task { shared })
     }
@@ -264,6 +289,12 @@ impl Runtime {
     pub fn unregister(&self, name: &str) {
         self.shared.bootstrap().remove(name);
     }
+}
+
+/// A new instance of either kind.
+enum Instantiated {
+    Core(wasmtime::Instance),
+    Component(wasmtime::component::Instance),
 }
 
 impl std::fmt::Debug for Runtime {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, Result, anyhow};
+use wasmtime::component;
 use wasmtime::{
     AsContextMut, Func, FuncType, Instance, Memory, Store, Val, WasmParams, WasmResults,
 };
@@ -23,8 +24,10 @@ pub(crate) struct TaskData {
     pub(crate) task: Arc<TaskShared>,
     /// The task's memory, as wasmtime knows it (needed to grow it).
     pub(crate) memory: Option<Memory>,
-    /// The instance, once instantiated.
+    /// The instance of a core module, once instantiated.
     pub(crate) instance: Option<Instance>,
+    /// The instance of a component, once instantiated.
+    pub(crate) component: Option<wasmtime::component::Instance>,
 }
 
 /// What other tasks and the kernel reach of a task.
@@ -135,11 +138,78 @@ impl Task {
         let store = guard
             .as_mut()
             .ok_or_else(|| anyhow!("the task has terminated"))?;
-        let instance = store
-            .data()
-            .instance
-            .ok_or_else(|| anyhow!("the task has no instance"))?;
+        let instance = store.data().instance.ok_or_else(|| {
+            anyhow!(
+                "the task is a component: call it with `call_component` or `call_component_dynamic`"
+            )
+        })?;
         f(store, instance)
+    }
+
+    /// Runs `f` with the task's store and component instance.
+    fn with_component<R>(
+        &self,
+        f: impl FnOnce(&mut Store<TaskData>, component::Instance) -> Result<R>,
+    ) -> Result<R> {
+        let mut guard = self.shared.lock_store();
+        let store = guard
+            .as_mut()
+            .ok_or_else(|| anyhow!("the task has terminated"))?;
+        let instance = store.data().component.ok_or_else(|| {
+            anyhow!("the task is a core module: call it with `call` or `call_dynamic`")
+        })?;
+        f(store, instance)
+    }
+
+    /// Whether the task runs a component (whose functions are called with
+    /// [`Task::call_component`]) rather than a core module.
+    pub fn is_component(&self) -> bool {
+        self.shared
+            .lock_store()
+            .as_ref()
+            .is_some_and(|store| store.data().component.is_some())
+    }
+
+    /// Calls the component's exported function `name` with typed parameters and results
+    /// (component-model types: `(u32, String)`, `(i64,)`, ...).
+    ///
+    /// A trap is returned as an error; the task lives on and can be called again.
+    pub fn call_component<P, R>(&self, name: &str, params: P) -> Result<R>
+    where
+        P: component::ComponentNamedList + component::Lower + Send + Sync,
+        R: component::ComponentNamedList + component::Lift + Send + Sync,
+    {
+        self.with_component(|store, instance| {
+            let func = instance.get_typed_func::<P, R>(&mut *store, name)?;
+            Ok(func.call(store, params)?)
+        })
+    }
+
+    /// The type of the component's exported function `name`, if there is one.
+    pub fn component_func_type(&self, name: &str) -> Option<component::types::ComponentFunc> {
+        self.with_component(|store, instance| {
+            let func = instance
+                .get_func(&mut *store, name)
+                .context("no such function")?;
+            Ok(func.ty(&*store))
+        })
+        .ok()
+    }
+
+    /// Calls the component's exported function `name` with dynamically typed values.
+    pub fn call_component_dynamic(
+        &self,
+        name: &str,
+        params: &[component::Val],
+    ) -> Result<Vec<component::Val>> {
+        self.with_component(|store, instance| {
+            let func = instance
+                .get_func(&mut *store, name)
+                .with_context(|| format!("the component exports no function `{name}`"))?;
+            let mut results = vec![component::Val::Bool(false); func.ty(&*store).results().len()];
+            func.call(&mut *store, params, &mut results)?;
+            Ok(results)
+        })
     }
 
     /// Calls the exported function `name` with typed parameters and results.
@@ -196,7 +266,7 @@ impl Task {
     /// The task acting as the caller of the Mach calls, on targets named in its own port
     /// namespace: the cross-task form (`vm_read` of B into A, and so on).
     pub fn mach(&self) -> Mach<'_> {
-        Mach { task: self }
+        Mach::new(&self.shared, false)
     }
 
     // --- The host as the caller, acting on this task. ---
@@ -312,13 +382,20 @@ impl std::fmt::Debug for Task {
 /// out-values returned instead of written to its memory. Targets are port names in the
 /// task's own namespace. Made by [`Task::mach`].
 pub struct Mach<'t> {
-    task: &'t Task,
+    task: &'t TaskShared,
+    /// Whether the calls come from the task's running component guest (see
+    /// [`kernel::Caller::component`]).
+    component: bool,
 }
 
-impl Mach<'_> {
+impl<'t> Mach<'t> {
+    /// The calls of `task`; `component` when they come from its running component guest.
+    pub(crate) fn new(task: &'t TaskShared, component: bool) -> Mach<'t> {
+        Mach { task, component }
+    }
+
     fn target(&self, port: PortName) -> KernResult<Arc<TaskShared>> {
         self.task
-            .shared
             .ports()
             .lookup(port)
             .ok_or(KernReturn::SendInvalidDest)
@@ -332,15 +409,16 @@ impl Mach<'_> {
         op: impl FnOnce() -> KernResult<T>,
     ) -> KernResult<T> {
         let result = op();
-        let caller = Some(self.task.shared.id);
+        let caller = Some(self.task.id);
         crate::abi::trace_call(call, caller, port, KernReturn::to_guest(&result));
         result
     }
 
     fn caller(&self) -> Caller<'_> {
         Caller {
-            task: Some(&self.task.shared),
+            task: Some(self.task),
             store: None,
+            component: self.component,
         }
     }
 
@@ -352,7 +430,7 @@ impl Mach<'_> {
     /// `bootstrap_look_up`: inserts a name for the task registered as `name`.
     pub fn bootstrap_look_up(&self, name: &str) -> KernResult<PortName> {
         self.trace("bootstrap_look_up", None, || {
-            kernel::bootstrap_look_up(&self.task.shared, NameArg::Host(name), None)
+            kernel::bootstrap_look_up(self.task, NameArg::Host(name), None)
         })
     }
 
@@ -421,6 +499,19 @@ impl Mach<'_> {
         self.trace("vm_read", Some(target.raw()), || {
             let t = self.target(target)?;
             kernel::vm_read(&mut self.caller(), &t, address, size, None)
+        })
+    }
+
+    /// `vm_read` of `target` into a new host buffer (a component's `vm-read`, whose bytes
+    /// the canonical ABI then copies into the guest).
+    pub(crate) fn vm_read_bytes(
+        &self,
+        target: PortName,
+        address: u32,
+        size: u32,
+    ) -> KernResult<Vec<u8>> {
+        self.trace("vm_read", Some(target.raw()), || {
+            kernel::vm_read_host(&*self.target(target)?, address, size)
         })
     }
 

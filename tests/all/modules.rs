@@ -507,16 +507,46 @@ fn module_failing_validation_is_refused() {
 }
 
 #[test]
-fn component_is_refused() {
+fn component_without_exactly_one_memory_is_refused() {
     let component = wat::parse_str("(component)").expect("a component binary");
     assert!(component.starts_with(b"\0asm"));
     let (err, message) = refused(&component);
-    assert_eq!(module_error(&err), &ModuleError::Component);
-    assert_mentions(&message, &["component", "core module"]);
+    assert_eq!(module_error(&err), &ModuleError::NoMemory);
+    assert_mentions(&message, &["no memory"]);
 
-    // The same as text.
-    let (err, _) = refused("(component (core module (memory 1)))");
-    assert_eq!(module_error(&err), &ModuleError::Component);
+    let (err, _) =
+        refused("(component (core module (memory 1)) (core module (memory 1) (memory 1)))");
+    assert_eq!(module_error(&err), &ModuleError::TooManyMemories(3));
+    let (err, _) = refused("(component (core module (memory i64 1)))");
+    assert_eq!(module_error(&err), &ModuleError::Memory64);
+}
+
+#[test]
+fn component_importing_anything_but_wasmach_mach_is_refused() {
+    let (err, message) = refused(
+        r#"(component
+             (import "wasi:cli/environment@0.2.0" (instance))
+             (core module (memory 1)))"#,
+    );
+    assert_eq!(
+        module_error(&err),
+        &ModuleError::ComponentImport("wasi:cli/environment@0.2.0".into())
+    );
+    assert_mentions(&message, &["wasi:cli/environment@0.2.0", "wasmach:mach"]);
+
+    // A wasmach:mach interface that the runtime does not define (or a wrong type for one
+    // it does) is refused by the linker, naming the import.
+    let (err, message) = refused(
+        r#"(component
+             (import "wasmach:mach/vm@0.1.0" (instance
+               (export "vm-allocate" (func (param "x" string)))))
+             (core module (memory 1)))"#,
+    );
+    assert!(
+        matches!(module_error(&err), ModuleError::Invalid(_)),
+        "{message}"
+    );
+    assert_mentions(&message, &["vm-allocate"]);
 }
 
 #[test]
@@ -679,6 +709,7 @@ fn unexported_memory_is_reachable_by_the_host() {
         .expect("compile");
     let memory_exports: Vec<String> = module
         .module()
+        .expect("a core module")
         .exports()
         .filter(|e| matches!(e.ty(), ExternType::Memory(_)))
         .map(|e| e.name().to_string())
@@ -710,6 +741,7 @@ fn memory_exported_under_its_own_name_keeps_that_export() {
         .expect("compile");
     let exports: Vec<(String, &'static str)> = module
         .module()
+        .expect("a core module")
         .exports()
         .map(|e| {
             let kind = match e.ty() {
@@ -837,7 +869,11 @@ fn name_section_survives_the_rewrite() {
                 r#"(module $m {memory} (func $f (export "f") (result i32) (i32.const 5)))"#
             ))
             .expect("compile");
-        assert_eq!(module.module().name(), Some("m"), "{memory}");
+        assert_eq!(
+            module.module().expect("a core module").name(),
+            Some("m"),
+            "{memory}"
+        );
         let task = rt.spawn(&module).expect("spawn");
         assert_eq!(task.call::<(), i32>("f", ()).unwrap(), 5);
     }
@@ -878,7 +914,11 @@ fn custom_sections_anywhere_still_compile() {
         let module = rt
             .compile(&wat)
             .unwrap_or_else(|e| panic!("{place}: {e:#}"));
-        assert_eq!(module.module().name(), Some("named"), "{place}");
+        assert_eq!(
+            module.module().expect("a core module").name(),
+            Some("named"),
+            "{place}"
+        );
         let task = rt.spawn(&module).expect("spawn");
         assert_eq!(task.call::<(), i32>("f", ()).unwrap(), 0x104, "{place}");
         assert_eq!(&task.vm_read(0, PAGE).unwrap()[32..36], b"data");
