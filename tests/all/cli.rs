@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the `wasmach` binary with `args` from the repository root.
-fn wasmach(args: &[&str]) -> Output {
+pub(crate) fn wasmach(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmach"))
         .args(args)
         .current_dir(repo())
@@ -19,11 +19,11 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

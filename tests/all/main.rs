@@ -3,7 +3,9 @@
 mod common;
 
 mod cli;
+mod components;
 mod guest_calls;
+mod guests;
 mod host_api;
 mod hostile;
 mod map_model;

@@ -1,0 +1,298 @@
+//! The Rust guest programs of `guests/` (built for wasm32 by the `wasmach-guests` crate's
+//! build script), run through the runtime and through `wasmach run`: the SDK's calls as a
+//! guest author uses them, checked from the host.
+
+use wasmach::{KernReturn, Runtime, Task, VM_PAGE_SIZE, VmProt};
+use wasmach_guests::{COMPONENT, COMPONENT_CORE, CONSUMER, GUARD, PRODUCER, SNAPSHOTTER};
+
+use crate::cli::{stderr, stdout, wasmach};
+use crate::common::runtime;
+
+const PAGE: u32 = VM_PAGE_SIZE;
+const MAILBOX_WAT: &str = "../guests/wat/mailbox.wat";
+/// The mailbox page the snapshotter, guard and component use.
+const MAILBOX_PAGE: u32 = 0x1_0000;
+/// Where the producer puts the header page, then the four record pages.
+const HEADER: u32 = 0x10_0000;
+const RECORDS: u32 = HEADER + PAGE;
+const RECORD_PAGES: u32 = 4;
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What the programs print for a checksum: FNV-1a-64 masked to 63 bits.
+fn shown(bytes: &[u8]) -> i64 {
+    (fnv1a64(bytes) & i64::MAX as u64) as i64
+}
+
+/// Pattern A (the snapshotter's and the component's page): byte i is i * 7 + 1.
+fn pattern_a() -> Vec<u8> {
+    (0..PAGE as usize).map(|i| (i * 7 + 1) as u8).collect()
+}
+
+/// Pattern B (what the snapshotter leaves in the mailbox): byte i is i * 13 + 5.
+fn pattern_b() -> Vec<u8> {
+    (0..PAGE as usize).map(|i| (i * 13 + 5) as u8).collect()
+}
+
+/// A runtime with the WAT mailbox running its `_start` (pages 0 and 1 allocated), and the
+/// programs `names` spawned and registered under their names.
+struct World {
+    runtime: Runtime,
+    mailbox: Task,
+}
+
+impl World {
+    fn new() -> World {
+        let runtime = runtime();
+        let mailbox = runtime
+            .spawn_file(format!("{}/{MAILBOX_WAT}", env!("CARGO_MANIFEST_DIR")))
+            .expect("mailbox");
+        runtime.register("mailbox", &mailbox);
+        assert_eq!(
+            mailbox.call::<(), (i32, i32)>("_start", ()).unwrap(),
+            (0, PAGE as i32)
+        );
+        World { runtime, mailbox }
+    }
+
+    fn spawn(&self, path: &str) -> Task {
+        self.runtime.spawn_file(path).expect(path)
+    }
+
+    /// Spawns the program at `path` and runs its `_start`.
+    fn run(&self, path: &str) -> i64 {
+        self.spawn(path).call::<(), i64>("_start", ()).expect(path)
+    }
+}
+
+#[test]
+fn producer_and_consumer_move_4096_records_through_the_mailbox() {
+    let w = World::new();
+    let produced = w.run(PRODUCER);
+    // The host reads what landed in the mailbox: a header, then the records whose
+    // checksum the producer returned.
+    let header = w.mailbox.vm_read(HEADER, PAGE).unwrap();
+    assert_eq!(&header[0..4], b"CMAW", "magic 0x57414d43, little-endian");
+    assert_eq!(u32::from_le_bytes(header[4..8].try_into().unwrap()), 4096);
+    assert_eq!(u32::from_le_bytes(header[8..12].try_into().unwrap()), 64);
+    let records = w.mailbox.vm_read(RECORDS, RECORD_PAGES * PAGE).unwrap();
+    assert_eq!(
+        u64::from_le_bytes(header[16..24].try_into().unwrap()),
+        fnv1a64(&records)
+    );
+    assert_eq!(produced, shown(&records));
+    // Record 4095's index field.
+    assert_eq!(&records[4095 * 64..4095 * 64 + 4], &4095u32.to_le_bytes());
+    // The consumer verifies and agrees.
+    assert_eq!(w.run(CONSUMER), produced);
+    // The producer's fixed allocation cannot be made twice: KERN_NO_SPACE.
+    assert_eq!(w.run(PRODUCER), -(KernReturn::NoSpace.code() as i64));
+}
+
+#[test]
+fn the_consumer_notices_a_missing_header_a_bad_record_and_a_bad_checksum() {
+    // Nothing produced: the header page is not even allocated (KERN_INVALID_ADDRESS).
+    let w = World::new();
+    assert_eq!(w.run(CONSUMER), -(KernReturn::InvalidAddress.code() as i64));
+    // Allocated but blank: a bad header.
+    w.mailbox
+        .vm_allocate(HEADER, (1 + RECORD_PAGES) * PAGE, false)
+        .unwrap();
+    assert_eq!(w.run(CONSUMER), -1000);
+
+    // A record whose index field was changed after the producer wrote it.
+    let w = World::new();
+    w.run(PRODUCER);
+    let mut page = w.mailbox.vm_read(RECORDS, PAGE).unwrap();
+    page[64] ^= 1;
+    w.mailbox.vm_write(RECORDS, &page).unwrap();
+    assert_eq!(w.run(CONSUMER), -1001);
+
+    // A payload byte changed: only the checksum can tell.
+    let w = World::new();
+    w.run(PRODUCER);
+    let mut page = w.mailbox.vm_read(RECORDS + PAGE, PAGE).unwrap();
+    page[10] ^= 0x80;
+    w.mailbox.vm_write(RECORDS + PAGE, &page).unwrap();
+    assert_eq!(w.run(CONSUMER), -1002);
+}
+
+#[test]
+fn the_snapshotter_keeps_its_copy_while_the_peer_changes() {
+    let w = World::new();
+    let snapshotter = w.spawn(SNAPSHOTTER);
+    let regions_before = snapshotter.regions();
+    assert_eq!(
+        snapshotter.call::<(), i64>("_start", ()).unwrap(),
+        shown(&pattern_a())
+    );
+    // The peer's page moved on to pattern B...
+    assert_eq!(w.mailbox.vm_read(MAILBOX_PAGE, PAGE).unwrap(), pattern_b());
+    // ...and the snapshot region (a vm_read) was given back when it was dropped: every
+    // page above the program's own memory is unallocated again.
+    let initial_end = regions_before
+        .iter()
+        .map(|r| u64::from(r.address) + r.size)
+        .max();
+    let after: Vec<_> = snapshotter
+        .regions()
+        .into_iter()
+        .filter(|r| Some(u64::from(r.address)) >= initial_end)
+        .collect();
+    assert!(after.is_empty(), "regions left behind: {after:?}");
+}
+
+#[test]
+fn the_guard_seals_a_peer_page_and_gets_the_refusal_code() {
+    let w = World::new();
+    assert_eq!(w.run(GUARD), KernReturn::ProtectionFailure.code() as i64);
+    let region = w.mailbox.vm_region(MAILBOX_PAGE).unwrap();
+    assert_eq!(
+        (region.address, region.size),
+        (MAILBOX_PAGE, u64::from(PAGE))
+    );
+    assert_eq!(region.protection, VmProt::READ);
+    assert_eq!(region.max_protection, VmProt::READ);
+    // The host is refused too, and a snapshotter run after it fails with the same code.
+    assert_eq!(
+        w.mailbox.vm_write(MAILBOX_PAGE, &vec![0; PAGE as usize]),
+        Err(KernReturn::ProtectionFailure)
+    );
+    assert_eq!(
+        w.run(SNAPSHOTTER),
+        -(KernReturn::ProtectionFailure.code() as i64)
+    );
+}
+
+#[test]
+fn without_a_mailbox_every_program_reports_kern_invalid_name() {
+    let runtime = runtime();
+    for path in [PRODUCER, CONSUMER, SNAPSHOTTER, GUARD] {
+        let task = runtime.spawn_file(path).unwrap();
+        assert_eq!(
+            task.call::<(), i64>("_start", ()).unwrap(),
+            -(KernReturn::InvalidName.code() as i64),
+            "{path}"
+        );
+    }
+    let component = runtime.spawn_file(COMPONENT).unwrap();
+    assert_eq!(
+        component.call_component::<(), (i64,)>("run", ()).unwrap().0,
+        -(KernReturn::InvalidName.code() as i64)
+    );
+}
+
+#[test]
+fn rust_guests_obey_the_memory_quota() {
+    let w = World::new();
+    // 17 pages of stack and data, and room for one more: the producer's staging buffer
+    // (5 pages) does not fit, and it says so with KERN_NO_SPACE.
+    let module = w.runtime.compile_file(PRODUCER).unwrap();
+    let task = w
+        .runtime
+        .spawn_with(
+            &module,
+            &wasmach::TaskOptions::default().max_memory(18 * u64::from(PAGE)),
+        )
+        .unwrap();
+    assert_eq!(
+        task.call::<(), i64>("_start", ()).unwrap(),
+        -(KernReturn::NoSpace.code() as i64)
+    );
+}
+
+#[test]
+fn the_component_guest_writes_reads_back_and_hashes_a_page() {
+    let w = World::new();
+    let component = w.spawn(COMPONENT);
+    assert!(component.is_component());
+    let before = component.memory_pages();
+    assert_eq!(
+        component.call_component::<(), (i64,)>("run", ()).unwrap().0,
+        shown(&pattern_a())
+    );
+    assert_eq!(w.mailbox.vm_read(MAILBOX_PAGE, PAGE).unwrap(), pattern_a());
+    // Its vm-allocate took the first page past its memory (growing it), and gave it back
+    // (the list vm-read returned lives in pages its allocator grew after that one).
+    assert!(component.memory_pages() > before + 1);
+    let hole = before * PAGE;
+    assert!(component.vm_region(hole).unwrap().address > hole);
+    // Its core module alone is not a task: it imports the WIT interface by name.
+    let err = w.runtime.compile_file(COMPONENT_CORE).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("wasmach:mach/vm@0.1.0"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn wasmach_run_runs_the_rust_demo() {
+    let out = wasmach(&[
+        "run",
+        "guests/wat/mailbox.wat",
+        PRODUCER,
+        CONSUMER,
+        SNAPSHOTTER,
+        GUARD,
+        COMPONENT,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert_eq!(lines[0], "mailbox: 0 65536");
+    let produced = lines[1].strip_prefix("producer: ").expect(lines[1]);
+    assert!(produced.parse::<i64>().unwrap() > 0);
+    assert_eq!(lines[2], format!("consumer: {produced}"));
+    // The snapshotter writes pattern A, snapshots it and leaves pattern B; the guard then
+    // seals the page, so the component's vm-write is refused: -KERN_PROTECTION_FAILURE.
+    assert_eq!(lines[3], format!("snapshotter: {}", shown(&pattern_a())));
+    assert_eq!(lines[4], "guard: 2");
+    assert_eq!(lines[5], "component: -2");
+
+    // The component before the guard succeeds.
+    let out = wasmach(&["run", "guests/wat/mailbox.wat", COMPONENT, "--vmmap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "mailbox: 0 65536\ncomponent: {}\n",
+            shown(&pattern_a())
+        )),
+        "{text}"
+    );
+    assert!(text.contains("==== component: "), "{text}");
+}
+
+#[test]
+fn wasmach_inspect_describes_rust_guests_and_the_component() {
+    let out = wasmach(&["inspect", PRODUCER]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("memory: initial 17 pages"), "{text}");
+    assert!(text.contains("_start: func () -> (i64)"), "{text}");
+    assert!(
+        text.contains(
+            "mach calls: vm_allocate, vm_deallocate, vm_write, mach_task_self, bootstrap_look_up"
+        ),
+        "{text}"
+    );
+
+    let out = wasmach(&["inspect", COMPONENT]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("component: "), "{text}");
+    assert!(text.contains("wasmach:mach/vm@0.1.0: instance"), "{text}");
+    assert!(
+        text.contains(
+            "vm-read: func(target: u32, address: u32, size: u32) -> result<list<u8>, enum>"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("run: func() -> s64"), "{text}");
+    assert!(text.contains("mach calls: vm_allocate, vm_deallocate, vm_read, vm_write, vm_region, mach_task_self, bootstrap_look_up"), "{text}");
+}

@@ -1,0 +1,109 @@
+//! Builds the guest workspace `guests/` for `wasm32-unknown-unknown` with the cargo that
+//! runs this build, componentises the `component` guest with `wit-component`, and writes
+//! the paths of the results as constants into `$OUT_DIR/artifacts.rs`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const TARGET: &str = "wasm32-unknown-unknown";
+/// The core-module guests: (constant, crate).
+const PROGRAMS: [(&str, &str); 5] = [
+    ("PRODUCER", "producer"),
+    ("CONSUMER", "consumer"),
+    ("SNAPSHOTTER", "snapshotter"),
+    ("GUARD", "guard"),
+    ("COMPONENT_CORE", "component"),
+];
+
+fn main() -> Result<()> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let root = manifest_dir
+        .parent()
+        .and_then(Path::parent)
+        .context("tests/artifacts has no grandparent")?;
+    let guests = root.join("guests");
+    for input in ["Cargo.toml", "Cargo.lock", "sdk", "protocol", "programs"] {
+        println!("cargo:rerun-if-changed={}", guests.join(input).display());
+    }
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let target_dir = out_dir.join("guests");
+    check_target_installed()?;
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--locked", "--target", TARGET])
+        .arg("--manifest-path")
+        .arg(guests.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The outer build's settings are for the host, not for the guests.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .status()
+        .context("cannot run cargo to build guests/")?;
+    if !status.success() {
+        bail!("building guests/ for {TARGET} failed ({status})");
+    }
+
+    let release = target_dir.join(TARGET).join("release");
+    let mut consts = String::new();
+    for (name, krate) in PROGRAMS {
+        let path = release.join(format!("{krate}.wasm"));
+        anyhow::ensure!(path.exists(), "{} was not built", path.display());
+        writeln!(consts, "/// `guests/programs/{krate}`, a core module.")?;
+        writeln!(
+            consts,
+            "pub const {name}: &str = {:?};",
+            path.display().to_string()
+        )?;
+    }
+
+    let core = std::fs::read(release.join("component.wasm"))?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&core)
+        .context("the component guest carries no usable component-type section")?
+        .validate(true)
+        .encode()
+        .context("wit-component cannot make the component guest a component")?;
+    // Its own directory, so that the file stem (the CLI's default task name) is `component`.
+    let dir = out_dir.join("component");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("component.wasm");
+    std::fs::write(&path, component)?;
+    writeln!(
+        consts,
+        "/// `guests/programs/component`, made a component (the `program` world of wit/mach.wit)."
+    )?;
+    writeln!(
+        consts,
+        "pub const COMPONENT: &str = {:?};",
+        path.display().to_string()
+    )?;
+    std::fs::write(out_dir.join("artifacts.rs"), consts)?;
+    Ok(())
+}
+
+/// Fails with the command to run when the standard library for wasm32 is missing.
+fn check_target_installed() -> Result<()> {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .context("cannot run rustc")?;
+    let sysroot = PathBuf::from(String::from_utf8(output.stdout)?.trim());
+    if !sysroot.join("lib/rustlib").join(TARGET).exists() {
+        bail!(
+            "the {TARGET} target is not installed; the guest programs need it: \
+             run `rustup target add {TARGET}`"
+        );
+    }
+    Ok(())
+}
