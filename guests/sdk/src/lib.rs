@@ -61,10 +61,11 @@
 //!
 //! # Memory size
 //!
-//! [`vm_allocate`] on the caller itself and [`vm_read`] may grow the caller's memory from the
-//! host side; the wrappers then run `memory.grow(0)` so that the engine reloads the memory
-//! size the compiled code uses (otherwise it can be stale until the guest's next
-//! `memory.grow`).
+//! [`vm_allocate`] on the caller itself and [`vm_read`] may grow the caller's memory (the
+//! pages skipped over stay unallocated). The runtime grows a core module's memory through
+//! wasmtime, so `memory.size` and the bulk-memory instructions see the new size at once.
+//! (Component guests, which use the WIT bindings instead of this crate, run `memory.grow(0)`
+//! after such a call: see the `component` program.)
 #![no_std]
 #![warn(missing_docs)]
 

@@ -35,14 +35,6 @@ fn len_of(data: &[u8]) -> Result<u32> {
     u32::try_from(data.len()).map_err(|_| KernReturn::InvalidArgument)
 }
 
-/// After a call that may have grown the caller's memory from the host side: the runtime grew
-/// our memory from the host; `memory.grow(0)` makes the engine reload the size, so that the
-/// compiled code's idea of the memory size is not stale.
-fn refresh_memory_size() {
-    #[cfg(target_arch = "wasm32")]
-    core::arch::wasm32::memory_grow(0, 0);
-}
-
 /// `mach_task_self`: the caller's own name for itself (same as [`Port::task_self`]).
 pub fn mach_task_self() -> Port {
     Port::task_self()
@@ -65,9 +57,6 @@ fn allocate(target: Port, address: u32, size: u32, anywhere: bool) -> Result<Reg
     KernReturn::check(unsafe {
         sys::vm_allocate(target.raw(), &mut address, size, u32::from(anywhere))
     })?;
-    if target.is_task_self() {
-        refresh_memory_size();
-    }
     // SAFETY: the kernel just allocated the range in `target` for us.
     Ok(unsafe { Region::from_raw(target, address, round_up(size)) })
 }
@@ -129,7 +118,6 @@ pub fn vm_read(target: Port, address: u32, size: u32) -> Result<PageBuf> {
     let (mut data, mut count) = (0, 0);
     // SAFETY: `data` and `count` are writable u32s.
     KernReturn::check(unsafe { sys::vm_read(target.raw(), address, size, &mut data, &mut count) })?;
-    refresh_memory_size();
     // SAFETY: the kernel just allocated the range in our own task for us.
     let region = unsafe { Region::from_raw(Port::task_self(), data, count) };
     PageBuf::from_region(region)
