@@ -228,7 +228,15 @@ fn allocate_range(
 ) -> KernResult<()> {
     let old_pages = target.space.pages();
     ensure_committed(cx, target, range.end)?;
-    map.allocate(range);
+    // With guest protection, the pages skipped over by a growth are committed but stay
+    // unallocated: they are brought in step with the table too.
+    let touched = PageRange {
+        first: range.first.min(old_pages),
+        end: range.end,
+    };
+    target
+        .space
+        .change(map, touched, |map| map.allocate(range))?;
     if zero {
         // Pages above the old size are fresh; pages below may hold bytes the guest
         // stored into them while they were unallocated (SPEC §5).
@@ -309,8 +317,13 @@ pub(crate) fn vm_deallocate(target: &TaskShared, address: u32, size: u32) -> Ker
         return Ok(());
     }
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
-    if maps.target_mut().deallocate(range) > 0 {
-        target.space.release_freed(maps.target_mut());
+    let map = maps.target_mut();
+    if target
+        .space
+        .change(map, range, |map| map.deallocate(range))?
+        > 0
+    {
+        target.space.release_freed(map);
     }
     Ok(())
 }
@@ -330,8 +343,10 @@ pub(crate) fn vm_protect(
     }
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
     maps.target().check_protect(range, prot)?;
-    maps.target_mut().protect(range, set_maximum, prot);
-    Ok(())
+    let map = maps.target_mut();
+    target
+        .space
+        .change(map, range, |map| map.protect(range, set_maximum, prot))
 }
 
 /// `vm_read` by a task: the data lands in a new region of the caller. Returns the region's

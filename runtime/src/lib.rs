@@ -65,6 +65,7 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod bulk;
 mod component;
 mod kern;
 mod kernel;
@@ -77,6 +78,7 @@ mod task;
 pub mod vm_map;
 
 pub use abi::MACH_IMPORTS;
+pub use bulk::{BULK_MODULE, GuestFault};
 pub use kern::{KERN_SUCCESS, KernResult, KernReturn, MAX_PAGES, VM_PAGE_SIZE, VmProt};
 pub use module::{MEMORY_EXPORT, ModuleError, TaskModule};
 pub use port::PortName;

@@ -14,6 +14,7 @@ use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 use crate::kern::ADDRESS_SPACE_END;
 use crate::space::AddressSpace;
+use crate::vm_map::GuestAccess;
 
 /// The guard region after the 4 GiB reservation. With a full 4 GiB reservation the JIT
 /// elides every bounds check of a 32-bit memory; the guard catches static offsets.
@@ -83,17 +84,30 @@ impl Mapping {
 
     /// Makes `[from, to)` readable and writable (the memory grows).
     pub(crate) fn commit(&self, from: u64, to: u64) -> io::Result<()> {
+        self.protect(from, to, GuestAccess::ReadWrite)
+    }
+
+    /// Sets the host protection of `[from, to)` (page-aligned, inside 4 GiB) to what
+    /// `access` allows the guest's own loads and stores. See mprotect(2).
+    pub(crate) fn protect(&self, from: u64, to: u64, access: GuestAccess) -> io::Result<()> {
         if to <= from {
             return Ok(());
         }
         debug_assert!(to <= ADDRESS_SPACE_END);
-        // SAFETY: `[from, to)` lies inside our own reservation (`to <= 4 GiB`); changing
-        // its protection affects no other Rust object. See mprotect(2).
+        let flags = match access {
+            GuestAccess::None => MprotectFlags::empty(),
+            GuestAccess::Read => MprotectFlags::READ,
+            GuestAccess::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
+        };
+        // SAFETY: `[from, to)` lies inside our own reservation (`to <= 4 GiB`). Changing its
+        // protection affects no Rust object: the host touches task memory only through raw
+        // pointers, after checking the table, which the callers keep in step with these
+        // protections under the map lock (a host access never needs more than they allow).
         unsafe {
             mm::mprotect(
                 self.base().add(from as usize).cast::<c_void>(),
                 (to - from) as usize,
-                MprotectFlags::READ | MprotectFlags::WRITE,
+                flags,
             )?
         };
         Ok(())

@@ -107,6 +107,8 @@ pub struct TaskModule {
 pub(crate) struct ModuleInner {
     pub(crate) image: Image,
     pub(crate) memory: MemoryPlan,
+    /// The data segments, when the bulk-memory instructions were rewritten.
+    pub(crate) segments: Option<Arc<crate::bulk::DataSegments>>,
 }
 
 /// What a task is instantiated from.
@@ -161,15 +163,18 @@ impl std::fmt::Debug for TaskModule {
 
 /// A checked binary, ready to compile.
 pub(crate) enum Prepared {
-    /// A core module whose one memory is defined and exported as [`MEMORY_EXPORT`].
-    Core(Vec<u8>, MemoryPlan),
+    /// A core module whose one memory is defined and exported as [`MEMORY_EXPORT`] (and,
+    /// when asked, whose bulk-memory instructions call the checked imports of
+    /// [`crate::bulk`], with its data segments).
+    Core(Vec<u8>, MemoryPlan, Option<crate::bulk::DataSegments>),
     /// A component with exactly one core memory, importing only `wasmach:mach`.
     Component(Vec<u8>, MemoryPlan),
 }
 
-/// Turns WAT text or wasm bytes into a checked core module (rewritten as the runtime needs)
-/// or component, and its memory's plan.
-pub(crate) fn prepare(bytes: &[u8]) -> Result<Prepared, ModuleError> {
+/// Turns WAT text or wasm bytes into a checked core module (rewritten as the runtime needs;
+/// `checked_bulk`: with the bulk-memory instructions made checked calls) or component, and
+/// its memory's plan.
+pub(crate) fn prepare(bytes: &[u8], checked_bulk: bool) -> Result<Prepared, ModuleError> {
     let wasm = if bytes.starts_with(b"\0asm") {
         std::borrow::Cow::Borrowed(bytes)
     } else {
@@ -185,7 +190,12 @@ pub(crate) fn prepare(bytes: &[u8]) -> Result<Prepared, ModuleError> {
     }
     let shape = inspect(&wasm)?;
     let wasm = rewrite(&wasm, &shape)?;
-    Ok(Prepared::Core(wasm, shape.plan))
+    let (wasm, segments) = if checked_bulk {
+        crate::bulk::rewrite(wasm).map_err(ModuleError::Invalid)?
+    } else {
+        (wasm, None)
+    };
+    Ok(Prepared::Core(wasm, shape.plan, segments))
 }
 
 /// The WIT package prefix of every interface a component task may import.

@@ -9,15 +9,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use anyhow::{Context, Result, bail};
 use wasmtime::{Config, Engine, Linker, Store};
 
+use crate::bulk::TaskSegments;
 use crate::memory::{GUARD_BYTES, SpaceCreator, with_pending_space};
 use crate::module::{Image, MEMORY_EXPORT, ModuleInner, Prepared, TaskModule, prepare};
 use crate::space::{AddressSpace, PAGE};
 use crate::task::{Task, TaskData, TaskShared};
 
 /// Engine-wide settings, fixed when the runtime is created.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct RuntimeOptions {
+    /// Bind the tasks' own loads, stores and bulk-memory instructions by their protection
+    /// table (on by default): a core-module task's mapping follows its table, so an access
+    /// to an unallocated or unreadable page, or a store to a page without `WRITE`, traps
+    /// (`Trap::MemoryOutOfBounds`, with a [`GuestFault`](crate::GuestFault) naming the
+    /// address for a bulk instruction). Off, guests are checked by WebAssembly's bounds
+    /// only (SPEC §5). Component tasks are never bound (wasmtime's canonical ABI reads and
+    /// writes their memory from host code, which must not fault).
+    pub guest_protection: bool,
     /// Count fuel, so that [`TaskOptions::fuel`] can stop a looping guest.
     pub consume_fuel: bool,
     /// Check epoch deadlines, so that [`TaskOptions::epoch_deadline`] can stop a looping
@@ -58,7 +67,23 @@ impl TaskOptions {
     }
 }
 
+impl Default for RuntimeOptions {
+    fn default() -> RuntimeOptions {
+        RuntimeOptions {
+            guest_protection: true,
+            consume_fuel: false,
+            epoch_interruption: false,
+        }
+    }
+}
+
 impl RuntimeOptions {
+    /// Sets [`RuntimeOptions::guest_protection`].
+    pub fn guest_protection(mut self, on: bool) -> Self {
+        self.guest_protection = on;
+        self
+    }
+
     /// Sets [`RuntimeOptions::consume_fuel`].
     pub fn consume_fuel(mut self, on: bool) -> Self {
         self.consume_fuel = on;
@@ -130,6 +155,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         crate::abi::add_to_linker(&mut linker)?;
+        crate::bulk::add_to_linker(&mut linker)?;
         let mut component_linker = wasmtime::component::Linker::new(&engine);
         crate::component::add_to_linker(&mut component_linker)?;
         Ok(Runtime {
@@ -164,13 +190,12 @@ impl Runtime {
     /// `wasmach:mach` interfaces of `wit/mach.wit`.
     pub fn compile(&self, bytes: impl AsRef<[u8]>) -> Result<TaskModule> {
         let invalid = |e: wasmtime::Error| crate::ModuleError::Invalid(format!("{e:#}"));
-        let (image, memory) = match prepare(bytes.as_ref())? {
-            Prepared::Core(wasm, memory) => {
+        let checked_bulk = self.shared.options.guest_protection;
+        let (image, memory, segments) = match prepare(bytes.as_ref(), checked_bulk)? {
+            Prepared::Core(wasm, memory, segments) => {
                 let module = wasmtime::Module::new(&self.shared.engine, &wasm).map_err(invalid)?;
-                (
-                    Image::Core(self.shared.linker.instantiate_pre(&module)?),
-                    memory,
-                )
+                let pre = self.shared.linker.instantiate_pre(&module)?;
+                (Image::Core(pre), memory, segments.map(Arc::new))
             }
             Prepared::Component(wasm, memory) => {
                 let component = wasmtime::component::Component::new(&self.shared.engine, &wasm)
@@ -180,11 +205,15 @@ impl Runtime {
                     .component_linker
                     .instantiate_pre(&component)
                     .map_err(invalid)?;
-                (Image::Component(pre), memory)
+                (Image::Component(pre), memory, None)
             }
         };
         Ok(TaskModule {
-            inner: Arc::new(ModuleInner { image, memory }),
+            inner: Arc::new(ModuleInner {
+                image,
+                memory,
+                segments,
+            }),
         })
     }
 
@@ -229,7 +258,7 @@ impl Runtime {
             );
         }
         let space = Arc::new(
-            AddressSpace::new(plan.initial, plan.limit, quota)
+            AddressSpace::new(plan.initial, plan.limit, quota, self.binds_guests(module))
                 .context("cannot reserve the task's address space")?,
         );
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -241,6 +270,7 @@ impl Runtime {
                 memory: None,
                 instance: None,
                 component: None,
+                segments: module.inner.segments.clone().map(TaskSegments::new),
             },
         );
         if let Some(fuel) = options.fuel {
@@ -275,6 +305,11 @@ impl Runtime {
         }
         *shared.store.lock().unwrap_or_else(PoisonError::into_inner) = Some(store);
         Ok(Task { shared })
+    }
+
+    /// Whether tasks of `module` have their own accesses bound by the table.
+    fn binds_guests(&self, module: &TaskModule) -> bool {
+        self.shared.options.guest_protection && matches!(module.inner.image, Image::Core(_))
     }
 
     /// Registers `task` with the bootstrap under `name` (replacing any earlier holder of the

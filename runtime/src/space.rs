@@ -5,7 +5,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::kern::{PAGE_SHIFT, VM_PAGE_SIZE};
+use crate::kern::{KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE};
 use crate::memory::Mapping;
 use crate::vm_map::{PageRange, VmMap};
 
@@ -35,6 +35,9 @@ pub(crate) struct AddressSpace {
     kernel_growing: AtomicBool,
     /// The memory quota in pages, if the host set one.
     quota_pages: Option<u32>,
+    /// Whether the mapping's protections follow the table, so that the task's own loads
+    /// and stores are bound by it (see [`AddressSpace::change`]).
+    guest_protection: bool,
 }
 
 impl AddressSpace {
@@ -43,6 +46,7 @@ impl AddressSpace {
         initial: u32,
         limit: u32,
         quota_pages: Option<u32>,
+        guest_protection: bool,
     ) -> io::Result<AddressSpace> {
         let mapping = Mapping::reserve()?;
         let bytes = u64::from(initial) << PAGE_SHIFT;
@@ -56,7 +60,60 @@ impl AddressSpace {
             }),
             kernel_growing: AtomicBool::new(false),
             quota_pages,
+            guest_protection,
         })
+    }
+
+    /// Whether the table binds the task's own loads and stores.
+    pub(crate) fn guest_protection(&self) -> bool {
+        self.guest_protection
+    }
+
+    /// Applies `op` to the pages `range` of `map` (this space's map, locked by the caller)
+    /// and, with guest protection on, brings the mapping's protections over `range` in
+    /// step with it. If the mapping cannot follow (mprotect fails: the process is out of
+    /// mappings), the map's entries are put back and the call fails with
+    /// `KERN_RESOURCE_SHORTAGE`, having changed nothing.
+    ///
+    /// Host paths never touch a page the table forbids, and the table and the mapping
+    /// change together under the map lock, so no host access can ever fault. Between the
+    /// two steps only the task's own running code can see the mapping disagree with the
+    /// table, as a program sees a page change protection while it runs.
+    pub(crate) fn change<R>(
+        &self,
+        map: &mut VmMap,
+        range: PageRange,
+        op: impl FnOnce(&mut VmMap) -> R,
+    ) -> KernResult<R> {
+        if !self.guest_protection {
+            return Ok(op(map));
+        }
+        let saved = map.save(range);
+        let result = op(map);
+        if let Err(e) = self.sync_access(map, range) {
+            tracing::warn!(error = %e, "mprotect failed; the call is undone");
+            map.restore(range, &saved);
+            let _ = self.sync_access(map, range);
+            return Err(KernReturn::ResourceShortage);
+        }
+        Ok(result)
+    }
+
+    /// Sets the mapping's protections over the committed part of `range` to what the
+    /// table allows the guest.
+    fn sync_access(&self, map: &VmMap, range: PageRange) -> io::Result<()> {
+        let committed = PageRange {
+            first: range.first,
+            end: range.end.min(self.pages()),
+        };
+        if committed.is_empty() {
+            return Ok(());
+        }
+        for (run, access) in map.guest_access_runs(committed) {
+            self.mapping
+                .protect(run.address(), run.address() + run.bytes(), access)?;
+        }
+        Ok(())
     }
 
     /// The address of byte 0.
@@ -212,7 +269,7 @@ mod tests {
 
     #[test]
     fn freed_pages_are_handed_back_in_batches_and_reused_pages_are_not() {
-        let space = AddressSpace::new(128, 128, None).unwrap();
+        let space = AddressSpace::new(128, 128, None, false).unwrap();
         // SAFETY: all 128 pages are committed and nothing else uses them.
         unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
         assert!(resident(&space, 0, 128).iter().all(|&r| r));

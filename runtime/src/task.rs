@@ -28,6 +28,9 @@ pub(crate) struct TaskData {
     pub(crate) instance: Option<Instance>,
     /// The instance of a component, once instantiated.
     pub(crate) component: Option<wasmtime::component::Instance>,
+    /// The data segments `memory.init` copies from, when the module's bulk-memory
+    /// instructions were rewritten into checked calls (see [`crate::bulk`]).
+    pub(crate) segments: Option<crate::bulk::TaskSegments>,
 }
 
 /// What other tasks and the kernel reach of a task.
@@ -117,6 +120,12 @@ impl Task {
     /// capability.
     pub fn insert_port(&self, other: &Task) -> PortName {
         self.shared.ports().insert(&other.shared)
+    }
+
+    /// Whether the task's own loads, stores and bulk-memory instructions are bound by its
+    /// protection table (see [`RuntimeOptions::guest_protection`](crate::RuntimeOptions)).
+    pub fn guest_protection(&self) -> bool {
+        self.shared.space.guest_protection()
     }
 
     /// The current size of the task's memory, in pages.

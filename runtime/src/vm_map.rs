@@ -16,6 +16,44 @@ const MAX_SHIFT: u8 = 3;
 const FRESH: u8 =
     ALLOCATED | VmProt::DEFAULT.bits() as u8 | ((VmProt::ALL.bits() as u8) << MAX_SHIFT);
 
+/// What a task's own loads and stores may do on a page when the table binds them (the
+/// hardware view of an entry; one rule for the host mapping and the checked bulk
+/// instructions): nothing on an unallocated page or one whose current protection has
+/// neither `READ` nor `WRITE`; read with `READ` alone; read and write with `WRITE` (an MMU
+/// cannot map a page write-only, so a `WRITE` page is readable too, as on Mach's x86 pmap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestAccess {
+    /// Loads and stores trap.
+    None,
+    /// Loads work, stores trap.
+    Read,
+    /// Loads and stores work.
+    ReadWrite,
+}
+
+impl GuestAccess {
+    fn of(entry: u8) -> GuestAccess {
+        if entry & ALLOCATED == 0 {
+            GuestAccess::None
+        } else if entry & VmProt::WRITE.bits() as u8 != 0 {
+            GuestAccess::ReadWrite
+        } else if entry & VmProt::READ.bits() as u8 != 0 {
+            GuestAccess::Read
+        } else {
+            GuestAccess::None
+        }
+    }
+
+    /// Whether the access allows a load (`write == false`) or a store.
+    pub fn allows(self, write: bool) -> bool {
+        match self {
+            GuestAccess::None => false,
+            GuestAccess::Read => !write,
+            GuestAccess::ReadWrite => true,
+        }
+    }
+}
+
 /// A half-open run of pages `[first, end)`, `end <= MAX_PAGES`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRange {
@@ -170,6 +208,75 @@ impl VmMap {
             return Err(KernReturn::InvalidAddress);
         }
         Ok(())
+    }
+
+    /// What the task's own loads and stores may do on `page`.
+    pub fn guest_access(&self, page: u32) -> GuestAccess {
+        self.pages
+            .get(page as usize)
+            .map_or(GuestAccess::None, |&e| GuestAccess::of(e))
+    }
+
+    /// The runs of equal [`GuestAccess`] that make up `range`, in address order.
+    pub fn guest_access_runs(&self, range: PageRange) -> Vec<(PageRange, GuestAccess)> {
+        let mut runs: Vec<(PageRange, GuestAccess)> = Vec::new();
+        for page in range.first..range.end {
+            let access = self.guest_access(page);
+            match runs.last_mut() {
+                Some((run, a)) if *a == access => run.end = page + 1,
+                _ => runs.push((
+                    PageRange {
+                        first: page,
+                        end: page + 1,
+                    },
+                    access,
+                )),
+            }
+        }
+        runs
+    }
+
+    /// The first address of `[address, address + len)` that the task's own loads
+    /// (`write == false`) or stores may not touch, or `None` if they may touch all of it.
+    /// The range must lie inside 4 GiB.
+    pub fn guest_denies(&self, address: u32, len: u32, write: bool) -> Option<u32> {
+        let Some(range) = PageRange::covering(address, len) else {
+            return Some(address);
+        };
+        let in_map = range.end.min(self.len());
+        let entries = self
+            .pages
+            .get(range.first as usize..in_map as usize)
+            .unwrap_or(&[]);
+        // Fast path, as in `check_pages`: the AND of the entries keeps a bit only if every
+        // page has it, so if it allows the access, every page does.
+        let all = entries.iter().fold(0xff, |acc, &e| acc & e);
+        if in_map == range.end && GuestAccess::of(all).allows(write) {
+            return None;
+        }
+        (range.first..range.end)
+            .find(|&page| !self.guest_access(page).allows(write))
+            .map(|page| (page << PAGE_SHIFT).max(address))
+    }
+
+    /// The raw entries of `range` (pages past the table read as unallocated), to undo a
+    /// change with [`VmMap::restore`].
+    pub(crate) fn save(&self, range: PageRange) -> Vec<u8> {
+        (range.first..range.end)
+            .map(|p| self.pages.get(p as usize).copied().unwrap_or(0))
+            .collect()
+    }
+
+    /// Puts back the entries [`VmMap::save`] took of `range`, with the counts.
+    pub(crate) fn restore(&mut self, range: PageRange, saved: &[u8]) {
+        if range.end > self.len() {
+            self.pages.resize(range.end as usize, 0);
+        }
+        let entries = &mut self.pages[range.first as usize..range.end as usize];
+        let count = |v: &[u8], bit: u8| v.iter().filter(|&&e| e & bit != 0).count() as u32;
+        self.allocated = self.allocated - count(entries, ALLOCATED) + count(saved, ALLOCATED);
+        self.unreleased = self.unreleased - count(entries, UNRELEASED) + count(saved, UNRELEASED);
+        entries.copy_from_slice(saved);
     }
 
     /// Whether any page of `range` is allocated.
