@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use wasmach::{MACH_IMPORTS, MEMORY_EXPORT, Runtime, TaskModule};
+use wasmach::{BULK_MODULE, MACH_IMPORTS, MEMORY_EXPORT, Runtime, TaskModule};
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::{Engine, ExternType};
 
@@ -31,7 +31,8 @@ pub fn inspect(path: &Path) -> ExitCode {
     println!("{memory}");
     println!("imports:");
     let mut calls = Vec::new();
-    for import in wasm.imports() {
+    // The checked bulk-memory imports are the runtime's own (see `wasmach::BULK_MODULE`).
+    for import in wasm.imports().filter(|i| i.module() != BULK_MODULE) {
         println!(
             "  {}.{}: {}",
             import.module(),

@@ -169,6 +169,38 @@ fn the_guard_seals_a_peer_page_and_gets_the_refusal_code() {
 }
 
 #[test]
+fn a_rust_guest_under_guest_protection_traps_on_a_page_the_host_sealed() {
+    let w = World::new();
+    let producer = w.spawn(PRODUCER);
+    assert!(producer.guest_protection());
+    // Rust's stack lives in the module's first 16 pages: sealed read-only, the guest's
+    // first store to its stack traps, naming the address, before it reaches the mailbox.
+    producer
+        .vm_protect(0, 16 * PAGE, false, VmProt::READ)
+        .unwrap();
+    let err = producer.call::<(), i64>("_start", ()).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<wasmtime::Trap>(),
+        Some(&wasmtime::Trap::MemoryOutOfBounds),
+        "{err:#}"
+    );
+    assert!(
+        format!("{err:#}").contains("memory fault at wasm address 0x"),
+        "{err:#}"
+    );
+    assert!(
+        w.mailbox.vm_region(HEADER).is_err(),
+        "the mailbox was not touched"
+    );
+    // Unsealed, the same task runs to the end (its copies and fills, `memory.copy` and
+    // `memory.fill` in the module, go through the checked path).
+    producer
+        .vm_protect(0, 16 * PAGE, false, VmProt::DEFAULT)
+        .unwrap();
+    assert!(producer.call::<(), i64>("_start", ()).unwrap() > 0);
+}
+
+#[test]
 fn without_a_mailbox_every_program_reports_kern_invalid_name() {
     let runtime = runtime();
     for path in [PRODUCER, CONSUMER, SNAPSHOTTER, GUARD] {
@@ -275,6 +307,8 @@ fn wasmach_inspect_describes_rust_guests_and_the_component() {
     let text = stdout(&out);
     assert!(text.contains("memory: initial 17 pages"), "{text}");
     assert!(text.contains("_start: func () -> (i64)"), "{text}");
+    // The runtime's checked bulk-memory imports are its own business.
+    assert!(!text.contains("wasmach:bulk"), "{text}");
     assert!(
         text.contains(
             "mach calls: vm_allocate, vm_deallocate, vm_write, mach_task_self, bootstrap_look_up"

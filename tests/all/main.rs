@@ -11,6 +11,7 @@ mod hostile;
 mod map_model;
 mod modules;
 mod ports;
+mod protection;
 mod readme;
 mod stress;
 mod threads;
