@@ -2,6 +2,7 @@
 """Turns criterion's output (target/criterion) into BENCHMARKS.md tables and an SVG plot.
 
 Usage: python3 benches/report.py [CRITERION_DIR] [PLOT.svg]
+(after `cargo bench --bench transfer` and `cargo bench --bench protection`)
 Prints the Markdown tables on stdout and writes the plot (throughput against size, one line
 per case and baseline). Needs only the Python standard library.
 """
@@ -53,7 +54,20 @@ def tables(results):
             gibs = nbytes / ns * 1e9 / GIB if nbytes else float("nan")
             ratio = memcpy / ns if memcpy else float("nan")
             out.append(f"| {name} | {fmt_time(ns)} | {gibs:.2f} | {ratio:.2f} |")
-    for group in sorted(g for g in results if not g.startswith("transfer/")):
+    protection = sorted(g for g in results if g.startswith("protection/"))
+    if protection:
+        out.append("\n### protection (guest protection on and off, one run)\n")
+        out.append("| case | on | off | on / off |")
+        out.append("|---|---:|---:|---:|")
+        for group in protection:
+            rows = results[group]
+            on, off = rows.get("on", (None,))[0], rows.get("off", (None,))[0]
+            ratio = f"{on / off:.2f}×" if on and off else ""
+            out.append(f"| {group.split('/', 1)[1]} | {fmt_time(on) if on else ''} | {fmt_time(off) if off else ''} | {ratio} |")
+            for name, (ns, _) in sorted(rows.items()):
+                if name not in ("on", "off"):
+                    out.append(f"| {group.split('/', 1)[1]}: {name} | {fmt_time(ns)} | | |")
+    for group in sorted(g for g in results if not g.startswith(("transfer/", "protection/"))):
         out.append(f"\n### {group}\n")
         out.append("| case | time per call |")
         out.append("|---|---:|")

@@ -36,9 +36,10 @@ const IMPORTS: [(&str, usize); 4] = [
     ("data.drop", 1),
 ];
 
-/// A task's own load or store, `memory.copy`, `memory.fill` or `memory.init` that the
-/// protection table forbids. It is the context of a [`Trap::MemoryOutOfBounds`]: the trap
-/// downcasts to both.
+/// A `memory.copy`, `memory.fill` or `memory.init` of a task that its protection table
+/// forbids. It is the context of a [`Trap::MemoryOutOfBounds`], so the error downcasts to
+/// both. (A plain load or store that the table forbids is wasmtime's own
+/// `MemoryOutOfBounds`, whose message names the address too.)
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{instruction}: memory fault at wasm address {address:#x}: the page is not {} (protection table)",

@@ -5,7 +5,9 @@
 //! each other with Mach's `vm_read`, `vm_write` and `vm_copy`, and manage it with
 //! `vm_allocate`, `vm_deallocate`, `vm_protect`, `vm_region` and `vm_read_overwrite`.
 //! A task can only act on a task it holds a port name for. The contract is the project's
-//! `SPEC.md`; the guest imports are listed in [`MACH_IMPORTS`].
+//! `SPEC.md`. A task runs a core module, which imports the calls from `"mach"` (listed in
+//! [`MACH_IMPORTS`]), or a component, which imports them as the `wasmach:mach` WIT
+//! interfaces of `wit/mach.wit` ([`Task::call_component`] calls its exports).
 //!
 //! ```
 //! use wasmach::{KernReturn, Runtime, VmProt, VM_PAGE_SIZE};
@@ -52,8 +54,38 @@
 //!
 //! The protection table binds every host path: no import, host API call or runtime
 //! internal reads a page without `READ`, writes a page without `WRITE`, or touches an
-//! unallocated page. A guest's **own** loads and stores inside its memory are checked only
-//! by WebAssembly's bounds: the table does not yet bind them.
+//! unallocated page.
+//!
+//! With [`RuntimeOptions::guest_protection`] (on by default) it binds a core-module task's
+//! **own** accesses too, as an MMU binds a Mach task: the task's mapping follows its table
+//! (changed with it, under the map lock, by `vm_allocate`, `vm_deallocate`, `vm_protect`
+//! and `memory.grow`), so a load from an unallocated page or one without `READ` or
+//! `WRITE`, or a store to a page without `WRITE`, traps with
+//! [`wasmtime::Trap::MemoryOutOfBounds`] and a message naming the address. The
+//! bulk-memory instructions (`memory.copy`, `memory.fill`, `memory.init`), which wasmtime
+//! runs in host code where a fault would kill the process, are rewritten at load time into
+//! calls that check the table under the same lock and trap likewise, with a
+//! [`GuestFault`]. A page with `WRITE` but not `READ` is readable by the guest (no MMU maps
+//! a page write-only). Component tasks are not bound (wasmtime's canonical ABI reads and
+//! writes their memory from host code); with the option off, guests are checked by
+//! WebAssembly's bounds only.
+//!
+//! ```
+//! use wasmach::{Runtime, VmProt, VM_PAGE_SIZE};
+//! use wasmtime::Trap;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let runtime = Runtime::new()?;
+//! let task = runtime.spawn_bytes(r#"(module (memory 2)
+//!     (func (export "store") (param i32) (i32.store (local.get 0) (i32.const 1))))"#)?;
+//! task.vm_protect(VM_PAGE_SIZE, VM_PAGE_SIZE, false, VmProt::READ)?;
+//! let err = task.call::<u32, ()>("store", VM_PAGE_SIZE + 8).unwrap_err();
+//! assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::MemoryOutOfBounds));
+//! assert!(format!("{err:#}").contains("wasm address 0x10008"));
+//! task.call::<u32, ()>("store", 8)?; // page 0 is still read-write
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ## Concurrency
 //!
@@ -76,6 +108,10 @@ mod runtime;
 mod space;
 mod task;
 pub mod vm_map;
+
+/// The wasmtime this crate is built on (its `Trap`, `Val`, component types...), re-exported so
+/// that embedders use the same version.
+pub use wasmtime;
 
 pub use abi::MACH_IMPORTS;
 pub use bulk::{BULK_MODULE, GuestFault};

@@ -420,3 +420,31 @@ fn rust_log_debug_shows_each_vm_call_with_its_code() {
     // and without RUST_LOG, nothing is logged
     assert!(!stderr(&wasmach(&["run", "guests/wat/mailbox.wat"])).contains("vm call"));
 }
+
+#[test]
+fn guest_protection_is_on_unless_turned_off() {
+    let dir = scratch("protection");
+    // The guest frees its page 1, then stores into it.
+    let guest = write(
+        &dir,
+        "poker.wat",
+        r#"(module
+             (import "mach" "vm_deallocate" (func $free (param i32 i32 i32) (result i32)))
+             (import "mach" "mach_task_self" (func $self (result i32)))
+             (memory 2)
+             (func (export "_start") (result i32)
+               (drop (call $free (call $self) (i32.const 65536) (i32.const 65536)))
+               (i32.store (i32.const 65540) (i32.const 7))
+               (i32.load (i32.const 65540))))"#,
+    );
+    let out = wasmach(&["run", &guest]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("poker: trap: ") && err.contains("memory fault at wasm address 0x10004"),
+        "{err}"
+    );
+    let out = wasmach(&["run", "--no-guest-protection", &guest]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "poker: 7\n");
+}

@@ -1059,9 +1059,9 @@ fn setup() -> (World, Vec<TaskModel>) {
 }
 
 /// The guest's own hash of `page` (its loads), or the trap that stopped it.
-fn guest_hash(task: &Task, page: u64) -> Result<u64, wasmtime::Trap> {
+fn guest_hash(task: &Task, page: u64) -> Result<u64, wasmach::wasmtime::Trap> {
     task.call::<u32, u64>("hash", (page * P) as u32)
-        .map_err(|e| *e.downcast_ref::<wasmtime::Trap>().expect("a trap"))
+        .map_err(|e| *e.downcast_ref::<wasmach::wasmtime::Trap>().expect("a trap"))
 }
 
 /// Whether the table lets the guest's own loads read a page (SPEC's guest protection: an
@@ -1105,7 +1105,7 @@ fn compare_pages(
             } else {
                 prop_assert_eq!(
                     got,
-                    Err(wasmtime::Trap::MemoryOutOfBounds),
+                    Err(wasmach::wasmtime::Trap::MemoryOutOfBounds),
                     "guest load of task {} page {} ({:?}) after {}",
                     t,
                     page,
