@@ -8,27 +8,13 @@ use crate::common::{pattern, runtime};
 const DOORS: &str = include_str!("components/doors.wat");
 const PAGE: u32 = VM_PAGE_SIZE;
 
-/// The WIT `kern-error` cases in declaration order.
-const CASES: [KernReturn; 11] = [
-    KernReturn::InvalidAddress,
-    KernReturn::ProtectionFailure,
-    KernReturn::NoSpace,
-    KernReturn::InvalidArgument,
-    KernReturn::Failure,
-    KernReturn::ResourceShortage,
-    KernReturn::InvalidName,
-    KernReturn::InvalidTask,
-    KernReturn::InvalidValue,
-    KernReturn::SendInvalidDest,
-    KernReturn::SendInvalidMemory,
-];
-
 /// An outcome from doors.wat: the value, or the Mach code of the `kern-error` case.
 fn outcome(raw: i64) -> Result<u32, KernReturn> {
     if raw >= 0 {
         Ok(raw as u32)
     } else {
-        Err(CASES[(-raw - 1) as usize])
+        // wit/mach.wit declares the `kern-error` cases in value order, as `KernReturn::ALL`.
+        Err(KernReturn::ALL[(-raw - 1) as usize])
     }
 }
 
