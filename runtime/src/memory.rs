@@ -94,6 +94,10 @@ impl Mapping {
             return Ok(());
         }
         debug_assert!(to <= ADDRESS_SPACE_END);
+        #[cfg(test)]
+        if tests::FAIL_PROTECT.with(|n| n.replace(n.get().saturating_sub(1))) > 0 {
+            return Err(io::Error::from_raw_os_error(12)); // ENOMEM, as past vm.max_map_count
+        }
         let flags = match access {
             GuestAccess::None => MprotectFlags::empty(),
             GuestAccess::Read => MprotectFlags::READ,
@@ -247,5 +251,16 @@ unsafe impl LinearMemory for TaskMemory {
 
     fn as_ptr(&self) -> *mut u8 {
         self.space.base()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes the next this-many `Mapping::protect` calls of this thread fail (as the
+        /// kernel does once the process is out of mappings), to test the undo path.
+        pub(crate) static FAIL_PROTECT: Cell<u32> = const { Cell::new(0) };
     }
 }

@@ -267,6 +267,47 @@ mod tests {
             .collect()
     }
 
+    /// The permissions `/proc/self/maps` shows for the mapping holding `address`.
+    fn perms(address: *const u8) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let a = address as usize;
+        maps.lines()
+            .find_map(|line| {
+                let (range, rest) = line.split_once(' ')?;
+                let (lo, hi) = range.split_once('-')?;
+                let (lo, hi) = (
+                    usize::from_str_radix(lo, 16).ok()?,
+                    usize::from_str_radix(hi, 16).ok()?,
+                );
+                (lo <= a && a < hi).then(|| rest[..4].to_owned())
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failed_mprotect_undoes_the_change_and_reports_resource_shortage() {
+        let space = AddressSpace::new(4, 8, None, true).unwrap();
+        // SAFETY: page 1 is committed; only its address is formed.
+        let page1 = unsafe { space.at(PAGE as u32) };
+        let mut state = space.lock();
+        let map = &mut state.map;
+        let before = map.clone();
+        let range = PageRange { first: 1, end: 2 };
+        crate::memory::tests::FAIL_PROTECT.with(|n| n.set(1));
+        let result = space.change(map, range, |map| map.deallocate(range));
+        assert_eq!(result, Err(KernReturn::ResourceShortage));
+        assert_eq!(map.entry(1), before.entry(1), "the page is allocated again");
+        assert_eq!(map.allocated_pages(), 4);
+        assert_eq!(map.unreleased_pages(), 0);
+        assert_eq!(perms(page1), "rw-p", "the mapping is back in step");
+        // Without the failure, the same change lands in both.
+        assert_eq!(space.change(map, range, |map| map.deallocate(range)), Ok(1));
+        assert_eq!(map.entry(1), None);
+        assert_eq!(perms(page1), "---p");
+        assert_eq!(space.change(map, range, |map| map.allocate(range)), Ok(()));
+        assert_eq!(perms(page1), "rw-p");
+    }
+
     #[test]
     fn freed_pages_are_handed_back_in_batches_and_reused_pages_are_not() {
         let space = AddressSpace::new(128, 128, None, false).unwrap();
