@@ -262,7 +262,8 @@ impl Runtime {
                 .context("cannot reserve the task's address space")?,
         );
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let shared = TaskShared::new(id, space.clone(), self.shared.clone());
+        let component = matches!(module.inner.image, Image::Component(_));
+        let shared = TaskShared::new(id, space.clone(), self.shared.clone(), component);
         let mut store = Store::new(
             &self.shared.engine,
             TaskData {
@@ -309,7 +310,7 @@ impl Runtime {
 
     /// Whether tasks of `module` have their own accesses bound by the table.
     fn binds_guests(&self, module: &TaskModule) -> bool {
-        self.shared.options.guest_protection && matches!(module.inner.image, Image::Core(_))
+        self.shared.options.guest_protection && module.module().is_some()
     }
 
     /// Registers `task` with the bootstrap under `name` (replacing any earlier holder of the

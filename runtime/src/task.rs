@@ -43,6 +43,8 @@ pub(crate) struct TaskShared {
     /// ever `try_lock`s it (to grow an idle task).
     pub(crate) store: Mutex<Option<Store<TaskData>>>,
     pub(crate) runtime: Arc<RuntimeShared>,
+    /// Whether the task runs a component rather than a core module.
+    pub(crate) component: bool,
     alive: AtomicBool,
 }
 
@@ -51,6 +53,7 @@ impl TaskShared {
         id: u64,
         space: Arc<AddressSpace>,
         runtime: Arc<RuntimeShared>,
+        component: bool,
     ) -> Arc<TaskShared> {
         Arc::new_cyclic(|me| TaskShared {
             id,
@@ -58,6 +61,7 @@ impl TaskShared {
             ports: Mutex::new(PortSpace::new(me.clone())),
             store: Mutex::new(None),
             runtime,
+            component,
             alive: AtomicBool::new(true),
         })
     }
@@ -173,10 +177,7 @@ impl Task {
     /// Whether the task runs a component (whose functions are called with
     /// [`Task::call_component`]) rather than a core module.
     pub fn is_component(&self) -> bool {
-        self.shared
-            .lock_store()
-            .as_ref()
-            .is_some_and(|store| store.data().component.is_some())
+        self.shared.component
     }
 
     /// Calls the component's exported function `name` with typed parameters and results
