@@ -9,6 +9,8 @@
 //!   mapping's protections cost nothing unless a page is touched for the first time.
 //! - `allocate_deallocate`: the host's `vm_allocate` + `vm_deallocate` of one page (each
 //!   changes the mapping's protection with protection on: two `mprotect`s).
+//! - `read_overwrite`: a one-page `vm_read_overwrite` from a peer (a transfer: no table
+//!   change).
 //! - `read_deallocate`: an allocating `vm_read` of one page and its `vm_deallocate`, with a
 //!   64 KiB memcpy as the baseline (the figure the transfer targets quote).
 //! - `protect_toggle`: `vm_protect` of one page to `READ` and back (two `mprotect`s).
@@ -117,6 +119,24 @@ fn table_changes(c: &mut Criterion) {
             b.iter(|| {
                 let address = task.vm_allocate(0, PAGE, true).expect("vm_allocate");
                 task.vm_deallocate(address, PAGE).expect("vm_deallocate");
+            })
+        });
+    }
+    group.finish();
+
+    // A transfer: one page of a peer read into the task in place (the host acting as the
+    // task). No table changes, so protection should cost nothing here.
+    let mut group = c.benchmark_group("protection/read_overwrite");
+    group.throughput(Throughput::Bytes(u64::from(PAGE)));
+    for (mode, on) in MODES {
+        let (runtime, task) = setup(on);
+        let peer = runtime.spawn_bytes("(module (memory 1))").expect("peer");
+        let port = task.insert_port(&peer);
+        group.bench_function(mode, |b| {
+            b.iter(|| {
+                task.mach()
+                    .vm_read_overwrite(port, 0, PAGE, 2 * PAGE)
+                    .expect("vm_read_overwrite")
             })
         });
     }
