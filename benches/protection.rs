@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wasmach::{Runtime, RuntimeOptions, Task, VM_PAGE_SIZE, VmProt};
+use wasmach::{PortName, Runtime, RuntimeOptions, Task, VM_PAGE_SIZE, VmProt};
 
 const PAGE: u32 = VM_PAGE_SIZE;
 
@@ -67,6 +67,15 @@ fn setup(on: bool) -> (Runtime, Task) {
     let page: Vec<u8> = (0..PAGE).map(|i| (i * 7 + 3) as u8).collect();
     task.vm_write(PAGE, &page).expect("fill page 1");
     (runtime, task)
+}
+
+/// [`setup`], plus a one-page peer task and the task's name for it (the peer lives as long
+/// as the returned handle).
+fn setup_with_peer(on: bool) -> (Runtime, Task, Task, PortName) {
+    let (runtime, task) = setup(on);
+    let peer = runtime.spawn_bytes("(module (memory 1))").expect("peer");
+    let port = task.insert_port(&peer);
+    (runtime, task, peer, port)
 }
 
 const MODES: [(&str, bool); 2] = [("on", true), ("off", false)];
@@ -129,9 +138,7 @@ fn table_changes(c: &mut Criterion) {
     let mut group = c.benchmark_group("protection/read_overwrite");
     group.throughput(Throughput::Bytes(u64::from(PAGE)));
     for (mode, on) in MODES {
-        let (runtime, task) = setup(on);
-        let peer = runtime.spawn_bytes("(module (memory 1))").expect("peer");
-        let port = task.insert_port(&peer);
+        let (_runtime, task, _peer, port) = setup_with_peer(on);
         group.bench_function(mode, |b| {
             b.iter(|| {
                 task.mach()
@@ -147,9 +154,7 @@ fn table_changes(c: &mut Criterion) {
     let mut group = c.benchmark_group("protection/read_deallocate");
     group.throughput(Throughput::Bytes(u64::from(PAGE)));
     for (mode, on) in MODES {
-        let (runtime, task) = setup(on);
-        let peer = runtime.spawn_bytes("(module (memory 1))").expect("peer");
-        let port = task.insert_port(&peer);
+        let (_runtime, task, _peer, port) = setup_with_peer(on);
         group.bench_function(mode, |b| {
             b.iter(|| {
                 let (address, size) = task.mach().vm_read(port, 0, PAGE).expect("vm_read");
