@@ -145,7 +145,9 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Scan> {
                     }
                 }
             }
-            Payload::DataSection(reader) => {
+            // The data section follows the code, so by now it is known whether the
+            // segments will be needed.
+            Payload::DataSection(reader) if scan.uses_bulk => {
                 for data in reader {
                     let data = data?;
                     let active = matches!(data.kind, DataKind::Active { .. });
