@@ -8,13 +8,18 @@
 //!   [`bootstrap_look_up`]); protections are [`VmProt`]s.
 //! - The calls: [`vm_allocate`], [`vm_allocate_fixed`], [`vm_deallocate`], [`vm_protect`],
 //!   [`vm_read`], [`vm_read_overwrite`], [`vm_write`], [`vm_copy`], [`vm_region`],
-//!   [`mach_task_self`], [`bootstrap_look_up`].
-//! - A [`Region`] is an owned page range in some task, deallocated on drop; a [`PageBuf`] is
-//!   one in the caller's own memory, usable as a `[u8]` and page-aligned, as `vm_write` and
-//!   `vm_read_overwrite` need.
+//!   [`mach_task_self`], [`bootstrap_look_up`]. Those that write, free or reprotect memory at
+//!   a bare address act on other tasks only; on the caller's own memory they go through the
+//!   type that owns it (see *Soundness*), or through their `unsafe` `*_unchecked` forms.
+//! - A [`PageBuf`] is a page-aligned buffer of the caller's own, a `[u8]` of Rust's, as
+//!   `vm_write` and `vm_read_overwrite` want; a [`Region`] is an owned page range in any task,
+//!   which other tasks may write, so its bytes are copied in and out
+//!   ([`Region::read_into`], [`Region::write_from`]) rather than borrowed. Both deallocate
+//!   their pages when dropped.
 //!
 //! The crate is `no_std` and allocates nothing. On targets other than wasm32 every call is a
-//! stub failing with [`KernReturn::Failure`], so code using it builds and tests on the host.
+//! stub failing with [`KernReturn::Failure`] (and [`Port::task_self`] is
+//! [`sys::HOST_SELF_NAME`]), so code using it builds and tests on the host.
 //!
 //! # Example
 //!
@@ -47,17 +52,67 @@
 //!
 //! # Soundness
 //!
-//! Nothing here needs `unsafe` from the caller, but the kernel is an agent outside Rust's
-//! model, as `/proc/self/mem` is on Linux:
+//! Safe code using this crate cannot cause undefined behaviour by itself: no safe function
+//! lets the caller's own calls write, free or reprotect memory that Rust holds a reference
+//! to or uses for its stack, statics or heap. What that rests on, and where it stops:
 //!
-//! - The bytes of a [`Region`] or [`PageBuf`] of the caller belong to it, yet another task
-//!   may `vm_write` or `vm_copy` into those pages at any time (and in a `--parallel` run,
-//!   while the caller reads them), as with a shared-memory mapping. Treat the slice's
-//!   contents as data someone else may change.
-//! - [`vm_write`], [`vm_copy`] and [`vm_deallocate`] with the caller itself as the target
-//!   act on whatever address they are given, including memory Rust uses (its stack, its
-//!   statics, a live buffer). Target only ranges you own (a [`Region`] you hold), or other
-//!   tasks.
+//! **Rust's memory and shared pages.** The caller's memory is of two kinds here.
+//!
+//! - *Rust's memory*: its stack, statics and heap, and every [`PageBuf`]. Rust makes
+//!   references to it (a `PageBuf` is a `[u8]`), and the compiler assumes that what a
+//!   reference points to changes only through the program itself.
+//! - *Shared pages*: the pages of a [`Region`]. No reference to them is ever made: their
+//!   bytes are copied in and out with volatile accesses ([`Region::read_into`],
+//!   [`Region::read_array`], [`Region::write_from`], [`Region::fill`]), which is how Rust
+//!   accesses memory an agent outside the program changes (memory-mapped I/O): every
+//!   access is made, none is merged with or reused from another. So other tasks may write
+//!   them at any moment (a copy racing with a writer may mix old and new 8-byte words), and
+//!   the caller's own calls may write, copy into, reprotect and free them (the region's
+//!   `vm_*` methods, dropping it). A region of another task is that task's memory, reached
+//!   only through calls.
+//!
+//! **The caller's own calls.** The calls that write the caller's memory are made safe by
+//! what they can reach:
+//!
+//! - [`vm_allocate`], [`vm_allocate_fixed`] and [`vm_read`] write only pages that were
+//!   unallocated, which Rust never uses; [`vm_read_overwrite`] writes only the `&mut [u8]` it
+//!   is given (no slice of that buffer can be alive across the call); [`PageBuf::vm_copy`]
+//!   takes `&mut self`, and a region's methods act only on its own pages.
+//! - [`vm_write`], [`vm_copy`], [`vm_deallocate`] and [`vm_protect`] take a bare address,
+//!   which could be the stack or a buffer that is borrowed. On another task they cannot
+//!   reach the caller's memory; with the caller itself as the target they return
+//!   [`KernReturn::InvalidTask`] without calling the kernel. (A task has one name in its
+//!   namespace, so [`Port::is_task_self`] recognises every port for the caller.) Their
+//!   `unsafe` forms ([`vm_write_unchecked`], ...) state in `# Safety` what the caller must
+//!   then guarantee.
+//! - Reading the caller's own memory through the kernel ([`vm_read`], [`vm_read_overwrite`]
+//!   or [`vm_write`]'s source on any of it) copies bytes without making a reference: the
+//!   copy holds whatever bytes were there.
+//!
+//! A program moves pages between the two kinds with [`PageBuf::into_region`] (by value: no
+//! slice of the buffer outlives it) and [`Region::into_page_buf`] (which checks that every
+//! page is readable and writable, and is the program's statement that no other task writes
+//! them any more).
+//!
+//! **What this crate cannot promise: writers outside the task.** The host, and every task
+//! that holds a port to the caller, can write, copy into, reprotect or free *any* page of
+//! the caller at any time: its stack, its statics and its `PageBuf`s included. A task gets
+//! such a port from the host (`Task::insert_port`), or from the bootstrap when the host
+//! registered the caller under a name (then every task of the runtime can
+//! `bootstrap_look_up` it). That is outside Rust's model, as a debugger, or writing
+//! `/proc/self/mem` on Linux, is for a native program, and no library can prevent it: the
+//! guarantee above holds as long as nobody outside the task writes Rust's memory. Between
+//! tasks this is a matter of protocol: a task that gives its port out says which of its
+//! pages others may write, and keeps those as [`Region`]s (the demo's WAT mailbox offers
+//! its page 1 and the pages the producer allocates there; a Rust mailbox would hold them as
+//! regions and read them with [`Region::read_into`]). A peer that writes elsewhere breaks
+//! the task as a stray pointer would; with guest protection on (the runtime's default), a
+//! peer that takes away the protection of, or frees, a page Rust uses makes the task trap at
+//! its next access to that page.
+//!
+//! Traps are not undefined behaviour: a volatile access to a region page that the caller
+//! itself made inaccessible ([`Region::vm_protect`]) traps, as a panic does with
+//! `panic = "abort"`.
 //!
 //! # Memory size
 //!
@@ -73,12 +128,14 @@ mod region;
 pub mod sys;
 mod types;
 mod vm;
+mod volatile;
 
 pub use region::{PageBuf, Region};
 pub use types::{KernReturn, Port, Result, VmProt};
 pub use vm::{
     RegionInfo, bootstrap_look_up, mach_task_self, vm_allocate, vm_allocate_fixed, vm_copy,
-    vm_deallocate, vm_protect, vm_read, vm_read_overwrite, vm_region, vm_write,
+    vm_copy_unchecked, vm_deallocate, vm_deallocate_unchecked, vm_protect, vm_protect_unchecked,
+    vm_read, vm_read_overwrite, vm_region, vm_write, vm_write_unchecked,
 };
 
 /// The page size: 64 KiB, the wasm page (`VM_PAGE_SIZE`).
@@ -119,9 +176,105 @@ mod tests {
 
     #[test]
     fn host_stubs_fail() {
-        assert_eq!(Port::task_self(), Port::NULL);
+        assert_eq!(Port::task_self(), Port::from_raw(sys::HOST_SELF_NAME));
+        assert!(Port::task_self().is_task_self());
+        assert!(!Port::NULL.is_task_self());
         assert_eq!(bootstrap_look_up("mailbox"), Err(KernReturn::Failure));
         assert_eq!(PageBuf::new(PAGE_SIZE).err(), Some(KernReturn::Failure));
         assert_eq!(vm_region(Port::NULL, 0), Err(KernReturn::Failure));
+    }
+
+    /// Another task's name (the runtime's second name in a namespace).
+    const PEER: Port = Port::from_raw(0x203);
+
+    #[test]
+    fn destructive_calls_refuse_the_caller_itself_before_calling() {
+        let me = Port::task_self();
+        let page = [0u8; 16];
+        assert_eq!(vm_write(me, 0, &page), Err(KernReturn::InvalidTask));
+        assert_eq!(
+            vm_copy(me, PAGE_SIZE, PAGE_SIZE, 0),
+            Err(KernReturn::InvalidTask)
+        );
+        assert_eq!(
+            vm_deallocate(me, 0, PAGE_SIZE),
+            Err(KernReturn::InvalidTask)
+        );
+        assert_eq!(
+            vm_protect(me, 0, PAGE_SIZE, false, VmProt::NONE),
+            Err(KernReturn::InvalidTask)
+        );
+        // Even with nothing to do: the refusal depends on the target alone.
+        assert_eq!(vm_deallocate(me, 0, 0), Err(KernReturn::InvalidTask));
+    }
+
+    #[test]
+    fn destructive_calls_on_other_tasks_reach_the_kernel() {
+        // The host stubs answer KERN_FAILURE: the call was made.
+        let page = [0u8; 16];
+        for target in [PEER, Port::NULL] {
+            assert_eq!(vm_write(target, 0, &page), Err(KernReturn::Failure));
+            assert_eq!(
+                vm_copy(target, PAGE_SIZE, PAGE_SIZE, 0),
+                Err(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_deallocate(target, 0, PAGE_SIZE),
+                Err(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_protect(target, 0, PAGE_SIZE, false, VmProt::NONE),
+                Err(KernReturn::Failure)
+            );
+        }
+    }
+
+    #[test]
+    fn unchecked_forms_call_the_kernel_for_the_caller_too() {
+        let me = Port::task_self();
+        // SAFETY: on the host the calls are stubs that touch no memory.
+        unsafe {
+            assert_eq!(
+                vm_write_unchecked(me, 0, &[0; 16]),
+                Err(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_copy_unchecked(me, PAGE_SIZE, PAGE_SIZE, 0),
+                Err(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_deallocate_unchecked(me, 0, PAGE_SIZE),
+                Err(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_protect_unchecked(me, 0, PAGE_SIZE, false, VmProt::NONE),
+                Err(KernReturn::Failure)
+            );
+        }
+    }
+
+    #[test]
+    fn non_destructive_calls_take_any_target() {
+        let me = Port::task_self();
+        let mut page = [0u8; 16];
+        for target in [me, PEER] {
+            assert_eq!(
+                vm_read_overwrite(target, 0, &mut page),
+                Err(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_read(target, 0, PAGE_SIZE).err(),
+                Some(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_allocate(target, PAGE_SIZE).err(),
+                Some(KernReturn::Failure)
+            );
+            assert_eq!(
+                vm_allocate_fixed(target, PAGE_SIZE, PAGE_SIZE).err(),
+                Some(KernReturn::Failure)
+            );
+            assert_eq!(vm_region(target, 0), Err(KernReturn::Failure));
+        }
     }
 }

@@ -5,13 +5,22 @@
 //! [`KernReturn`](crate::KernReturn). A failed call changes nothing, out-values included.
 //!
 //! Prefer the safe wrappers at the crate root. On targets other than wasm32 these functions
-//! are stubs that return [`KERN_FAILURE`] (and `mach_task_self` returns `MACH_PORT_NULL`), so
-//! that code using the SDK still builds, documents and unit-tests on the host.
+//! are stubs that return [`KERN_FAILURE`] (and `mach_task_self` returns [`HOST_SELF_NAME`]),
+//! so that code using the SDK still builds, documents and unit-tests on the host.
+//!
+//! The calls that write, free or reprotect memory of the target (`vm_write`, `vm_copy`,
+//! `vm_deallocate`, `vm_protect`) are `unsafe` when the target is the caller: they take a
+//! bare address, which may be memory Rust uses. On another task they cannot reach the
+//! caller's memory.
 
 /// `KERN_SUCCESS`: what every call returns when it succeeds.
 pub const KERN_SUCCESS: u32 = 0;
 /// `KERN_FAILURE`: what the host stubs return.
 pub const KERN_FAILURE: u32 = 5;
+/// What the host stub of `mach_task_self` returns: `0x103`, the name the runtime gives every
+/// task for itself, so that code telling its own port from others' behaves on the host as
+/// it does in a task.
+pub const HOST_SELF_NAME: u32 = 0x103;
 
 /// Declares the imports on wasm32 and same-named failing stubs elsewhere, with one set of
 /// docs for both.
@@ -41,10 +50,10 @@ macro_rules! mach_imports {
         )*
 
         /// `mach_task_self() -> port_name`: the caller's own name for itself. Never fails.
-        /// (Host stub: returns `0`, `MACH_PORT_NULL`.)
+        /// (Host stub: returns [`HOST_SELF_NAME`].)
         #[cfg(not(target_arch = "wasm32"))]
         pub extern "C" fn mach_task_self() -> u32 {
-            0
+            HOST_SELF_NAME
         }
     };
 }
@@ -66,7 +75,9 @@ mach_imports! {
     /// (address rounded down, end rounded up); unallocated pages are skipped.
     ///
     /// # Safety
-    /// If `target` is the caller, the range must hold nothing Rust still uses.
+    /// If `target` is the caller, no page of the range may be memory Rust uses: its stack,
+    /// statics or heap, memory a live reference points into, or pages an owner (such as a
+    /// [`Region`](crate::Region)) will deallocate again.
     pub fn vm_deallocate(target: u32, address: u32, size: u32) -> u32;
 
     /// `vm_protect(target, address, size, set_maximum, new_protection)`: sets the current
@@ -74,7 +85,9 @@ mach_imports! {
     /// masks the current one) of every page of the range.
     ///
     /// # Safety
-    /// Always safe to call; `unsafe` only because it is a foreign function.
+    /// If `target` is the caller, the call must not take `READ` or `WRITE` away from a page
+    /// Rust uses (its stack, statics or heap, memory a live reference points into): Rust
+    /// may access such memory at any time, and with guest protection on that access traps.
     pub fn vm_protect(target: u32, address: u32, size: u32, set_maximum: u32, new_protection: u32) -> u32;
 
     /// `vm_read(target, address, size, data_ptr, count_ptr)`: copies the page-aligned range
@@ -98,14 +111,17 @@ mach_imports! {
     /// `[data, data + count)` to the target's page-aligned `address`.
     ///
     /// # Safety
-    /// If `target` is the caller, the destination must hold nothing Rust still uses.
+    /// `[data, data + count)` must be readable. If `target` is the caller, no byte of the
+    /// destination may be memory Rust uses: its stack, statics or heap, or memory a live
+    /// reference points into.
     pub fn vm_write(target: u32, address: u32, data: *const u8, count: u32) -> u32;
 
     /// `vm_copy(target, source_address, count, dest_address)`: copies inside the target,
     /// as `memmove`.
     ///
     /// # Safety
-    /// If `target` is the caller, the destination must hold nothing Rust still uses.
+    /// If `target` is the caller, no byte of the destination may be memory Rust uses: its
+    /// stack, statics or heap, or memory a live reference points into.
     pub fn vm_copy(target: u32, source_address: u32, count: u32, dest_address: u32) -> u32;
 
     /// `vm_region(target, address_ptr, size_ptr, protection_ptr, max_protection_ptr)`: finds

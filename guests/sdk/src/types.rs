@@ -31,7 +31,13 @@ pub enum KernReturn {
     ResourceShortage = 6,
     /// `KERN_INVALID_NAME` (15): `bootstrap_look_up` of a name nobody registered.
     InvalidName = 15,
-    /// `KERN_INVALID_TASK` (16).
+    /// `KERN_INVALID_TASK` (16). The runtime does not return it from the VM calls; this SDK
+    /// does, before calling the kernel, when the call does not apply to its target task: a
+    /// free function that writes, frees or reprotects memory at a bare address
+    /// ([`vm_write`](crate::vm_write), [`vm_copy`](crate::vm_copy),
+    /// [`vm_deallocate`](crate::vm_deallocate), [`vm_protect`](crate::vm_protect)) called on
+    /// the caller itself, or a byte copy ([`Region::read_into`](crate::Region::read_into), ...)
+    /// of a region in another task.
     InvalidTask = 16,
     /// `KERN_INVALID_VALUE` (18).
     InvalidValue = 18,
@@ -251,7 +257,8 @@ impl Port {
         self.0 == 0
     }
 
-    /// Whether this names the caller itself (one task has one name in a namespace).
+    /// Whether this names the caller itself. One task has one name in a namespace (SPEC §4,
+    /// `bootstrap_look_up`), so no other value names the caller, whatever call it came from.
     pub fn is_task_self(self) -> bool {
         !self.is_null() && self == Port::task_self()
     }
