@@ -57,7 +57,10 @@ fn with_target(
             .and_then(|e| e.into_memory());
     }
     let port = target as u32;
-    let code = match task.ports().lookup(PortName(port)) {
+    // The lookup's namespace guard is dropped here, before the call: the kernel takes
+    // maps (a lower rank) and may take this namespace again (crate::lock).
+    let target = task.target(PortName(port));
+    let code = match target {
         None => KernReturn::SendInvalidDest.code() as i32,
         Some(target) => {
             let mut cx = kernel::Caller {

@@ -2,15 +2,16 @@
 //! every door (the guest imports in [`crate::abi`], the host API in [`crate::task`]).
 //!
 //! Every call locks the maps it needs for its whole duration (two maps in task-id order,
-//! so no two calls can deadlock), checks, and only then changes anything: a failing call
-//! changes nothing. Data moves with one `ptr::copy` from source pages to destination pages.
+//! after the rules of [`crate::lock`]), checks, and only then changes anything: a failing
+//! call changes nothing. Data moves with one `ptr::copy` from source pages to destination
+//! pages.
 
 use std::ptr;
-use std::sync::{MutexGuard, TryLockError};
 
 use wasmtime::{AsContextMut, StoreContextMut};
 
 use crate::kern::{KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE, VmProt};
+use crate::lock::RankedGuard;
 use crate::port::PortName;
 use crate::space::{AddressSpace, MapState, PAGE};
 use crate::task::{TaskData, TaskShared};
@@ -75,9 +76,9 @@ pub(crate) enum Dst<'b> {
 
 /// The maps a call holds, locked in task-id order.
 pub(crate) struct Maps<'a> {
-    target: MutexGuard<'a, MapState>,
+    target: RankedGuard<'a, MapState>,
     /// The caller's map when the caller is a task other than the target.
-    caller: Option<MutexGuard<'a, MapState>>,
+    caller: Option<RankedGuard<'a, MapState>>,
 }
 
 impl Maps<'_> {
@@ -85,18 +86,18 @@ impl Maps<'_> {
         &self.target.map
     }
 
-    fn target_mut(&mut self) -> &mut VmMap {
-        &mut self.target.map
+    fn target_mut(&mut self) -> &mut MapState {
+        &mut self.target
     }
 
     fn caller(&self) -> &VmMap {
         self.caller.as_ref().map_or(&self.target.map, |g| &g.map)
     }
 
-    fn caller_mut(&mut self) -> &mut VmMap {
+    fn caller_mut(&mut self) -> &mut MapState {
         match &mut self.caller {
-            Some(g) => &mut g.map,
-            None => &mut self.target.map,
+            Some(g) => g,
+            None => &mut self.target,
         }
     }
 }
@@ -107,7 +108,7 @@ impl Maps<'_> {
 fn lock<'a>(caller: Option<&'a TaskShared>, target: &'a TaskShared) -> KernResult<Maps<'a>> {
     let maps = match caller {
         Some(c) if c.id != target.id => {
-            if c.id < target.id {
+            if c.space.key() < target.space.key() {
                 let caller = c.space.lock();
                 Maps {
                     target: target.space.lock(),
@@ -126,7 +127,7 @@ fn lock<'a>(caller: Option<&'a TaskShared>, target: &'a TaskShared) -> KernResul
             caller: None,
         },
     };
-    if maps.target.dead {
+    if target.space.is_dead() {
         return Err(KernReturn::SendInvalidDest);
     }
     Ok(maps)
@@ -195,16 +196,13 @@ fn ensure_committed(cx: &mut Caller<'_>, target: &TaskShared, end: u32) -> KernR
             return grow(store.as_context_mut());
         }
     }
+    // `try_lock`: never waits, so taking a store (rank 1) under the maps cannot deadlock.
     match target.store.try_lock() {
-        Ok(mut guard) => match guard.as_mut() {
+        Some(mut guard) => match guard.as_mut() {
             Some(store) => grow(store.as_context_mut()),
             None => Err(KernReturn::SendInvalidDest),
         },
-        Err(TryLockError::WouldBlock) => Err(KernReturn::ResourceShortage),
-        Err(TryLockError::Poisoned(p)) => match p.into_inner().as_mut() {
-            Some(store) => grow(store.as_context_mut()),
-            None => Err(KernReturn::SendInvalidDest),
-        },
+        None => Err(KernReturn::ResourceShortage),
     }
 }
 
@@ -218,26 +216,19 @@ fn grow_component(target: &TaskShared, end: u32) -> KernResult<()> {
         .map_err(|_| KernReturn::ResourceShortage)
 }
 
-/// Allocates `range` in `target` (growing it if needed) and zero-fills it.
+/// Allocates `range` in `target` (growing it if needed), zero-filled if `zero`.
 fn allocate_range(
     cx: &mut Caller<'_>,
     target: &TaskShared,
-    map: &mut VmMap,
+    state: &mut MapState,
     range: PageRange,
     zero: bool,
 ) -> KernResult<()> {
     let old_pages = target.space.pages();
-    ensure_committed(cx, target, range.end)?;
-    // With guest protection, the pages skipped over by a growth are committed but stay
-    // unallocated: they are brought in step with the table too.
-    let touched = PageRange {
-        first: range.first.min(old_pages),
-        end: range.end,
-    };
     target
         .space
-        .change(map, touched, |map| map.allocate(range))?;
-    if zero {
+        .allocate(state, range, || ensure_committed(cx, target, range.end))?;
+    if zero && !target.space.zeroes_on_allocate() {
         // Pages above the old size are fresh; pages below may hold bytes the guest
         // stored into them while they were unallocated (SPEC §5).
         target.space.discard(PageRange {
@@ -317,13 +308,13 @@ pub(crate) fn vm_deallocate(target: &TaskShared, address: u32, size: u32) -> Ker
         return Ok(());
     }
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
-    let map = maps.target_mut();
+    let state = maps.target_mut();
     if target
         .space
-        .change(map, range, |map| map.deallocate(range))?
+        .change(state, range, |map| map.deallocate(range))?
         > 0
     {
-        target.space.release_freed(map);
+        target.space.release_freed(&mut state.map);
     }
     Ok(())
 }
@@ -343,10 +334,9 @@ pub(crate) fn vm_protect(
     }
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
     maps.target().check_protect(range, prot)?;
-    let map = maps.target_mut();
-    target
-        .space
-        .change(map, range, |map| map.protect(range, set_maximum, prot))
+    target.space.change(maps.target_mut(), range, |map| {
+        map.protect(range, set_maximum, prot)
+    })
 }
 
 /// `vm_read` by a task: the data lands in a new region of the caller. Returns the region's
@@ -566,14 +556,29 @@ pub(crate) enum NameArg<'s> {
     Host(&'s str),
 }
 
+/// The longest service name `bootstrap_look_up` takes, in bytes (Mach's `name_t`).
+pub(crate) const MAX_SERVICE_NAME: u32 = 128;
+
 /// `bootstrap_look_up`: inserts a name for the registered task into the caller's namespace.
+///
+/// Locks: the caller's map (for the name and the out-pointer), then the bootstrap
+/// registry, then the caller's port namespace, each released before the next rank's
+/// holder returns (see [`crate::lock`]).
 pub(crate) fn bootstrap_look_up(
     caller: &TaskShared,
     name: NameArg<'_>,
     port_ptr: Option<u32>,
 ) -> KernResult<PortName> {
+    let len = match name {
+        NameArg::Host(s) => s.len(),
+        NameArg::Guest { len, .. } => len as usize,
+    };
+    // Decided from the length alone, before any byte is read (SPEC §4).
+    if len > MAX_SERVICE_NAME as usize {
+        return Err(KernReturn::InvalidArgument);
+    }
     let state = caller.space.lock();
-    let owned;
+    let mut buf = [0u8; MAX_SERVICE_NAME as usize];
     let service = match name {
         NameArg::Host(s) => s,
         NameArg::Guest { ptr, len } => {
@@ -581,14 +586,13 @@ pub(crate) fn bootstrap_look_up(
                 .map
                 .check_access(ptr, len, VmProt::READ)
                 .map_err(|_| KernReturn::InvalidArgument)?;
-            let mut bytes = vec![0u8; len as usize];
+            let bytes = &mut buf[..len as usize];
             // SAFETY: `[ptr, ptr + len)` passed `check_access(READ)` under the lock held;
-            // `bytes` is `len` bytes of host memory.
+            // `bytes` is `len` bytes of host stack, disjoint from task memory.
             unsafe {
-                ptr::copy_nonoverlapping(caller.space.at(ptr), bytes.as_mut_ptr(), len as usize)
+                ptr::copy_nonoverlapping(caller.space.at(ptr), bytes.as_mut_ptr(), bytes.len())
             };
-            owned = String::from_utf8(bytes).map_err(|_| KernReturn::InvalidArgument)?;
-            &owned
+            std::str::from_utf8(bytes).map_err(|_| KernReturn::InvalidArgument)?
         }
     };
     let task = caller

@@ -101,6 +101,7 @@ mod bulk;
 mod component;
 mod kern;
 mod kernel;
+mod lock;
 mod memory;
 mod module;
 mod port;

@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 
 use anyhow::{Context, Result, bail};
 use wasmtime::{Config, Engine, Linker, Store};
 
 use crate::bulk::TaskSegments;
+use crate::lock::{Rank, RankedGuard, RankedMutex};
 use crate::memory::{GUARD_BYTES, SpaceCreator, with_pending_space};
 use crate::module::{Image, MEMORY_EXPORT, ModuleInner, Prepared, TaskModule, prepare};
-use crate::space::{AddressSpace, PAGE};
+use crate::space::{AddressSpace, PAGE, SpaceOptions};
 use crate::task::{Task, TaskData, TaskShared};
 
 /// Engine-wide settings, fixed when the runtime is created.
@@ -32,6 +33,19 @@ pub struct RuntimeOptions {
     /// Check epoch deadlines, so that [`TaskOptions::epoch_deadline`] can stop a looping
     /// guest when the host calls [`Runtime::increment_epoch`].
     pub epoch_interruption: bool,
+    /// How many tasks are expected to live at once (default 64): the default
+    /// [`map_budget`](RuntimeOptions::map_budget) shares half of the process's kernel
+    /// mappings (`vm.max_map_count`) among them.
+    pub expected_tasks: u32,
+    /// The most kernel mappings (`/proc/self/maps` entries) one task's memory may be cut
+    /// into, with guest protection on (SPEC §7). Every run of pages with a protection other
+    /// than its neighbours' costs one: a read-only or no-access run made by `vm_protect`
+    /// (and, on kernels before Linux 6.13, which have no guard regions, a hole of
+    /// unallocated pages). A call that would go past it gets `KERN_RESOURCE_SHORTAGE` and
+    /// changes nothing; `memory.grow` gets -1. `None` (the default): `vm.max_map_count / 2 /
+    /// expected_tasks`, at least 16 (511 with Linux's default 65 530 and 64 tasks).
+    /// [`TaskOptions::map_budget`] sets it per task.
+    pub map_budget: Option<u32>,
 }
 
 /// Per-task settings.
@@ -45,6 +59,9 @@ pub struct TaskOptions {
     pub fuel: Option<u64>,
     /// Epoch ticks the task may run for (needs [`RuntimeOptions::epoch_interruption`]).
     pub epoch_deadline: Option<u64>,
+    /// The task's budget of kernel mappings; `None`: the runtime's
+    /// ([`RuntimeOptions::map_budget`]).
+    pub map_budget: Option<u32>,
 }
 
 impl TaskOptions {
@@ -65,6 +82,12 @@ impl TaskOptions {
         self.epoch_deadline = Some(ticks);
         self
     }
+
+    /// Sets [`TaskOptions::map_budget`].
+    pub fn map_budget(mut self, mappings: u32) -> Self {
+        self.map_budget = Some(mappings);
+        self
+    }
 }
 
 impl Default for RuntimeOptions {
@@ -73,6 +96,8 @@ impl Default for RuntimeOptions {
             guest_protection: true,
             consume_fuel: false,
             epoch_interruption: false,
+            expected_tasks: 64,
+            map_budget: None,
         }
     }
 }
@@ -95,22 +120,53 @@ impl RuntimeOptions {
         self.epoch_interruption = on;
         self
     }
+
+    /// Sets [`RuntimeOptions::expected_tasks`].
+    pub fn expected_tasks(mut self, tasks: u32) -> Self {
+        self.expected_tasks = tasks;
+        self
+    }
+
+    /// Sets [`RuntimeOptions::map_budget`].
+    pub fn map_budget(mut self, mappings: u32) -> Self {
+        self.map_budget = Some(mappings);
+        self
+    }
+
+    /// The per-task mapping budget these options give: [`RuntimeOptions::map_budget`], or
+    /// the share of `vm.max_map_count` it defaults to.
+    pub fn effective_map_budget(&self) -> u32 {
+        self.map_budget.unwrap_or_else(|| {
+            let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .unwrap_or(DEFAULT_MAX_MAP_COUNT);
+            (max / 2 / self.expected_tasks.max(1)).max(MIN_MAP_BUDGET)
+        })
+    }
 }
+
+/// Linux's default `vm.max_map_count`, used where `/proc` does not tell.
+const DEFAULT_MAX_MAP_COUNT: u32 = 65_530;
+
+/// The smallest default mapping budget: room for a few protected runs in any task.
+const MIN_MAP_BUDGET: u32 = 16;
 
 pub(crate) struct RuntimeShared {
     engine: Engine,
     linker: Linker<TaskData>,
     component_linker: wasmtime::component::Linker<TaskData>,
-    bootstrap: Mutex<HashMap<String, Weak<TaskShared>>>,
+    /// The bootstrap registry (rank [`Rank::Bootstrap`]).
+    bootstrap: RankedMutex<HashMap<String, Weak<TaskShared>>>,
+    /// [`RuntimeOptions::effective_map_budget`], computed once.
+    map_budget: u32,
     next_id: AtomicU64,
     options: RuntimeOptions,
 }
 
 impl RuntimeShared {
-    fn bootstrap(&self) -> MutexGuard<'_, HashMap<String, Weak<TaskShared>>> {
-        self.bootstrap
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn bootstrap(&self) -> RankedGuard<'_, HashMap<String, Weak<TaskShared>>> {
+        self.bootstrap.lock()
     }
 
     /// The live task registered as `name`.
@@ -163,7 +219,8 @@ impl Runtime {
                 engine,
                 linker,
                 component_linker,
-                bootstrap: Mutex::new(HashMap::new()),
+                bootstrap: RankedMutex::new(Rank::Bootstrap, HashMap::new()),
+                map_budget: options.effective_map_budget(),
                 next_id: AtomicU64::new(1),
                 options,
             }),
@@ -257,11 +314,16 @@ impl Runtime {
                 plan.initial
             );
         }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let space_options = SpaceOptions {
+            quota_pages: quota,
+            guest_protection: self.binds_guests(module),
+            map_budget: options.map_budget.unwrap_or(self.shared.map_budget),
+        };
         let space = Arc::new(
-            AddressSpace::new(plan.initial, plan.limit, quota, self.binds_guests(module))
+            AddressSpace::new(id, plan.initial, plan.limit, space_options)
                 .context("cannot reserve the task's address space")?,
         );
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let component = matches!(module.inner.image, Image::Component(_));
         let shared = TaskShared::new(id, space.clone(), self.shared.clone(), component);
         let mut store = Store::new(
@@ -304,7 +366,7 @@ impl Runtime {
                 return Err(anyhow::Error::from(e).context("the task's instantiation failed"));
             }
         }
-        *shared.store.lock().unwrap_or_else(PoisonError::into_inner) = Some(store);
+        *shared.lock_store() = Some(store);
         Ok(Task { shared })
     }
 

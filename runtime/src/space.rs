@@ -1,21 +1,22 @@
 //! A task's address space: its [`Mapping`], its [`VmMap`] behind the lock that orders every
-//! change to either, and the primitives the kernel uses to touch its bytes.
+//! change to either, the budget of kernel mappings it may use, and the primitives the kernel
+//! uses to touch its bytes.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::kern::{KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE};
-use crate::memory::Mapping;
-use crate::vm_map::{PageRange, VmMap};
+use crate::kern::{KernResult, KernReturn, MAX_PAGES, PAGE_SHIFT, VM_PAGE_SIZE};
+use crate::lock::{Rank, RankedGuard, RankedMutex};
+use crate::memory::{Mapping, guard_regions_supported};
+use crate::vm_map::{GuestAccess, PageRange, VmMap};
 
-/// What the map lock guards: the page table, and whether the task has terminated.
+/// What the map lock guards: the page table, and what the task's mapping costs.
 pub(crate) struct MapState {
     /// The page/protection table.
     pub(crate) map: VmMap,
-    /// Set once, when the task terminates: every later call through a name for it is
-    /// `MACH_SEND_INVALID_DEST`, and no host path touches its memory again.
-    pub(crate) dead: bool,
+    /// The kernel mappings (VMAs) the task's reservation is cut into, with guest
+    /// protection on: one per run of equal host protection (see [`AddressSpace::change`]).
+    runs: u32,
 }
 
 /// Freed pages are handed back to the kernel once at least this many (4 MiB) wait: a large
@@ -23,30 +24,54 @@ pub(crate) struct MapState {
 /// `vm_deallocate` reuses resident pages instead of faulting fresh ones in on every call.
 pub(crate) const RELEASE_BATCH_PAGES: u32 = 64;
 
+/// How an address space is set up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpaceOptions {
+    /// The memory quota in pages, if the host set one.
+    pub(crate) quota_pages: Option<u32>,
+    /// Whether the mapping's protections follow the table (guest protection).
+    pub(crate) guest_protection: bool,
+    /// The most kernel mappings the task's reservation may be cut into.
+    pub(crate) map_budget: u32,
+}
+
+/// Why the mapping could not be brought in step with the table.
+enum SyncError {
+    /// Nothing irreversible happened: putting the table back and syncing again undoes it.
+    Undoable,
+    /// Contents were dropped or the undo failed: the task cannot go on.
+    Fatal,
+}
+
 /// One task's address space.
 pub(crate) struct AddressSpace {
     mapping: Mapping,
     /// Bytes committed (the wasm memory's current size). Only grows, and only while the
     /// task's store is held.
     committed: AtomicU64,
-    state: Mutex<MapState>,
+    state: RankedMutex<MapState>,
+    /// The lock key of the map (the task's id): two maps are locked in key order.
+    key: u64,
+    /// Set once, under the map lock, when the task terminates: every later call through a
+    /// name for it is `MACH_SEND_INVALID_DEST`, and no host path touches its memory again.
+    dead: AtomicBool,
     /// Set by the kernel while it grows the memory under the map lock, so that
     /// [`AddressSpace::grow_to`] neither takes the lock again nor marks the pages.
     kernel_growing: AtomicBool,
-    /// The memory quota in pages, if the host set one.
-    quota_pages: Option<u32>,
-    /// Whether the mapping's protections follow the table, so that the task's own loads
-    /// and stores are bound by it (see [`AddressSpace::change`]).
-    guest_protection: bool,
+    options: SpaceOptions,
+    /// Whether unallocated pages are guard regions (else `PROT_NONE`): with guest
+    /// protection, where the kernel has them.
+    guards: bool,
 }
 
 impl AddressSpace {
-    /// Reserves a space of `limit` pages with `initial` pages committed and allocated.
+    /// Reserves a space of `limit` pages with `initial` pages committed and allocated, for
+    /// the task `key`.
     pub(crate) fn new(
+        key: u64,
         initial: u32,
         limit: u32,
-        quota_pages: Option<u32>,
-        guest_protection: bool,
+        options: SpaceOptions,
     ) -> io::Result<AddressSpace> {
         let mapping = Mapping::reserve()?;
         let bytes = u64::from(initial) << PAGE_SHIFT;
@@ -54,26 +79,112 @@ impl AddressSpace {
         Ok(AddressSpace {
             mapping,
             committed: AtomicU64::new(bytes),
-            state: Mutex::new(MapState {
-                map: VmMap::new(limit, initial),
-                dead: false,
-            }),
+            state: RankedMutex::new(
+                Rank::Map,
+                MapState {
+                    map: VmMap::new(limit, initial),
+                    // the committed prefix, then the rest of the reservation
+                    runs: if initial > 0 { 2 } else { 1 },
+                },
+            ),
+            key,
+            dead: AtomicBool::new(false),
             kernel_growing: AtomicBool::new(false),
-            quota_pages,
-            guest_protection,
+            options,
+            guards: options.guest_protection && guard_regions_supported(),
         })
     }
 
     /// Whether the table binds the task's own loads and stores.
     pub(crate) fn guest_protection(&self) -> bool {
-        self.guest_protection
+        self.options.guest_protection
     }
 
-    /// Applies `op` to the pages `range` of `map` (this space's map, locked by the caller)
-    /// and, with guest protection on, brings the mapping's protections over `range` in
-    /// step with it. If the mapping cannot follow (mprotect fails: the process is out of
-    /// mappings), the map's entries are put back and the call fails with
-    /// `KERN_RESOURCE_SHORTAGE`, having changed nothing.
+    /// Whether the task has terminated.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// The kernel mappings the task's reservation is cut into now (with guest protection;
+    /// 1 or 2 without), and its budget.
+    pub(crate) fn map_usage(&self) -> (u32, u32) {
+        (self.lock().runs, self.options.map_budget)
+    }
+
+    /// Terminates the space: marks it dead, empties its table and gives its memory back.
+    pub(crate) fn terminate(&self) {
+        let mut state = self.lock();
+        self.terminate_locked(&mut state);
+    }
+
+    /// [`AddressSpace::terminate`] under the map lock the caller holds.
+    fn terminate_locked(&self, state: &mut MapState) {
+        self.dead.store(true, Ordering::Release);
+        state.map.clear();
+        self.discard(PageRange {
+            first: 0,
+            end: MAX_PAGES,
+        });
+    }
+
+    /// The host protection a page gets: what the guest may do on it if it is allocated
+    /// (`access`) and committed; an unallocated committed page keeps read-write
+    /// protection under a guard where the kernel has guards (so it costs no mapping of its
+    /// own), else it is `PROT_NONE`; an uncommitted page is `PROT_NONE`.
+    fn level(&self, access: Option<GuestAccess>, page: u32, committed: u32) -> GuestAccess {
+        match access {
+            _ if page >= committed => GuestAccess::None,
+            Some(access) => access,
+            None if self.guards => GuestAccess::ReadWrite,
+            None => GuestAccess::None,
+        }
+    }
+
+    /// The change in the number of mapping runs when the pages `touched` go from `saved`
+    /// (with `old_pages` committed) to what `map` holds (with `new_pages` committed). Only
+    /// boundaries inside `touched` or at its edges can change.
+    fn runs_delta(
+        &self,
+        map: &VmMap,
+        saved: &[u8],
+        touched: PageRange,
+        old_pages: u32,
+        new_pages: u32,
+    ) -> i64 {
+        let before = |p: u32| {
+            let access = if p >= touched.first && p < touched.end {
+                VmMap::saved_access(saved[(p - touched.first) as usize])
+            } else {
+                map.allocated_access(p)
+            };
+            self.level(access, p, old_pages)
+        };
+        let after = |p: u32| self.level(map.allocated_access(p), p, new_pages);
+        // Page MAX_PAGES stands for the guard after the 4 GiB, always PROT_NONE.
+        let window = touched.first.saturating_sub(1)..(touched.end + 1).min(MAX_PAGES + 1);
+        let boundaries = |level: &dyn Fn(u32) -> GuestAccess| {
+            let mut previous = None;
+            let mut count = 0i64;
+            for p in window.clone() {
+                let l = level(p);
+                count += i64::from(previous.is_some_and(|q| q != l));
+                previous = Some(l);
+            }
+            count
+        };
+        boundaries(&after) - boundaries(&before)
+    }
+
+    /// Applies `op` to the pages `range` of the table (this space's, locked by the caller)
+    /// and, with guest protection on, brings the mapping in step with it.
+    ///
+    /// A change that would cut the mapping into more runs than the task's budget fails
+    /// with `KERN_RESOURCE_SHORTAGE` before anything is touched. If the mapping cannot
+    /// follow (`mprotect` fails: the process is out of mappings or memory), the table is put
+    /// back and the mapping with it, and the call fails with `KERN_RESOURCE_SHORTAGE`,
+    /// having changed nothing. If even that fails, the mapping could be stricter than the
+    /// table, where a host copy would fault: the task is terminated instead (every name for
+    /// it dies, as SPEC's lifecycle says), and the call gets `MACH_SEND_INVALID_DEST`.
     ///
     /// Host paths never touch a page the table forbids, and the table and the mapping
     /// change together under the map lock, so no host access can ever fault. Between the
@@ -81,39 +192,183 @@ impl AddressSpace {
     /// table, as a program sees a page change protection while it runs.
     pub(crate) fn change<R>(
         &self,
-        map: &mut VmMap,
+        state: &mut MapState,
         range: PageRange,
         op: impl FnOnce(&mut VmMap) -> R,
     ) -> KernResult<R> {
-        if !self.guest_protection {
-            return Ok(op(map));
-        }
-        let saved = map.save(range);
-        let result = op(map);
-        if let Err(e) = self.sync_access(map, range) {
-            tracing::warn!(error = %e, "mprotect failed; the call is undone");
-            map.restore(range, &saved);
-            let _ = self.sync_access(map, range);
-            return Err(KernReturn::ResourceShortage);
-        }
-        Ok(result)
+        self.apply(state, range, None, || Ok(()), op)
     }
 
-    /// Sets the mapping's protections over the committed part of `range` to what the
-    /// table allows the guest.
-    fn sync_access(&self, map: &VmMap, range: PageRange) -> io::Result<()> {
-        let committed = PageRange {
-            first: range.first,
-            end: range.end.min(self.pages()),
+    /// Allocates `range` (growing the memory to `range.end` pages with `grow` first if it
+    /// is shorter), as [`AddressSpace::change`] does. The pages read as zero if they were
+    /// never allocated or if [`AddressSpace::zeroes_on_allocate`]; else the caller zeroes
+    /// (or overwrites) them.
+    pub(crate) fn allocate(
+        &self,
+        state: &mut MapState,
+        range: PageRange,
+        grow: impl FnOnce() -> KernResult<()>,
+    ) -> KernResult<()> {
+        let end = (range.end > self.pages()).then_some(range.end);
+        self.apply(state, range, end, grow, |map| map.allocate(range))
+    }
+
+    /// Whether pages that were unallocated read as zero once allocated again, without the
+    /// caller zeroing them (their guard dropped the contents).
+    pub(crate) fn zeroes_on_allocate(&self) -> bool {
+        self.guards
+    }
+
+    fn apply<R>(
+        &self,
+        state: &mut MapState,
+        range: PageRange,
+        grow_to: Option<u32>,
+        grow: impl FnOnce() -> KernResult<()>,
+        op: impl FnOnce(&mut VmMap) -> R,
+    ) -> KernResult<R> {
+        let old_pages = self.pages();
+        let new_pages = grow_to.map_or(old_pages, |end| end.max(old_pages));
+        // Growth commits the pages between the old and the new end: they change too.
+        let touched = if new_pages > old_pages {
+            PageRange {
+                first: range.first.min(old_pages),
+                end: range.end.max(new_pages),
+            }
+        } else {
+            range
         };
-        if committed.is_empty() {
+        let protect = self.options.guest_protection;
+        let saved = if protect {
+            state.map.save(touched)
+        } else {
+            Vec::new()
+        };
+        let result = op(&mut state.map);
+        let runs = if protect {
+            let delta = self.runs_delta(&state.map, &saved, touched, old_pages, new_pages);
+            let runs = (i64::from(state.runs) + delta) as u32;
+            if delta > 0 && runs > self.options.map_budget {
+                state.map.restore(touched, &saved);
+                return Err(KernReturn::ResourceShortage);
+            }
+            runs
+        } else {
+            state.runs
+        };
+        if grow_to.is_some()
+            && let Err(e) = grow()
+        {
+            if protect {
+                state.map.restore(touched, &saved);
+            } else {
+                // Without protection nothing was saved: the op was an allocation.
+                state.map.deallocate(range);
+                state.map.take_unreleased();
+            }
+            return Err(e);
+        }
+        if !protect {
+            return Ok(result);
+        }
+        match self.sync(&state.map, &saved, touched, old_pages) {
+            Ok(()) => {
+                state.runs = runs;
+                Ok(result)
+            }
+            Err(SyncError::Undoable) => {
+                tracing::warn!("mprotect failed; the call is undone");
+                state.map.restore(touched, &saved);
+                if self.resync(&state.map, touched).is_ok() {
+                    state.runs = (i64::from(state.runs)
+                        + self.runs_delta(&state.map, &saved, touched, old_pages, self.pages()))
+                        as u32;
+                    return Err(KernReturn::ResourceShortage);
+                }
+                tracing::error!("the mapping cannot be put back in step; the task is terminated");
+                self.terminate_locked(state);
+                Err(KernReturn::SendInvalidDest)
+            }
+            Err(SyncError::Fatal) => {
+                tracing::error!("the mapping cannot follow the table; the task is terminated");
+                self.terminate_locked(state);
+                Err(KernReturn::SendInvalidDest)
+            }
+        }
+    }
+
+    /// Brings the mapping over `touched` from what `saved` describes (with `old_pages`
+    /// committed; pages committed since are read-write) to what `map` holds: first the
+    /// protections (which can fail, leaving an undoable state), then guards removed from
+    /// pages now allocated (they read as zero), then guards installed on pages now
+    /// unallocated (which drops their contents: past this point there is no undo).
+    fn sync(
+        &self,
+        map: &VmMap,
+        saved: &[u8],
+        touched: PageRange,
+        old_pages: u32,
+    ) -> Result<(), SyncError> {
+        let committed = self.pages();
+        let end = touched.end.min(committed);
+        let was = |p: u32| VmMap::saved_access(saved[(p - touched.first) as usize]);
+        let current = |p: u32| {
+            if p < old_pages {
+                self.level(was(p), p, old_pages)
+            } else {
+                GuestAccess::ReadWrite // committed just now
+            }
+        };
+        let wanted = |p: u32| self.level(map.allocated_access(p), p, committed);
+        for_runs(touched.first, end, |p| {
+            let want = wanted(p);
+            (want != current(p)).then_some(want)
+        })
+        .try_for_each(|(run, access)| self.protect(run, access))
+        .map_err(|_| SyncError::Undoable)?;
+        if !self.guards {
             return Ok(());
         }
-        for (run, access) in map.guest_access_runs(committed) {
-            self.mapping
-                .protect(run.address(), run.address() + run.bytes(), access)?;
+        // Every committed unallocated page is guarded (a page committed just now is not).
+        let guarded = |p: u32| p < old_pages && was(p).is_none();
+        for_runs(touched.first, end, |p| {
+            (guarded(p) && map.allocated_access(p).is_some()).then_some(())
+        })
+        .try_for_each(|(run, ())| self.guard(run, false))
+        .map_err(|_| SyncError::Undoable)?;
+        for_runs(touched.first, end, |p| {
+            (!guarded(p) && map.allocated_access(p).is_none()).then_some(())
+        })
+        .try_for_each(|(run, ())| self.guard(run, true))
+        .map_err(|_| SyncError::Fatal)
+    }
+
+    /// Sets the mapping over the committed part of `touched` to what `map` holds, whatever
+    /// it was: the undo of a failed [`AddressSpace::sync`].
+    fn resync(&self, map: &VmMap, touched: PageRange) -> io::Result<()> {
+        let committed = self.pages();
+        let end = touched.end.min(committed);
+        for_runs(touched.first, end, |p| {
+            Some(self.level(map.allocated_access(p), p, committed))
+        })
+        .try_for_each(|(run, access)| self.protect(run, access))?;
+        if self.guards {
+            for_runs(touched.first, end, |p| {
+                Some(map.allocated_access(p).is_none())
+            })
+            .try_for_each(|(run, install)| self.guard(run, install))?;
         }
         Ok(())
+    }
+
+    fn protect(&self, run: PageRange, access: GuestAccess) -> io::Result<()> {
+        self.mapping
+            .protect(run.address(), run.address() + run.bytes(), access)
+    }
+
+    fn guard(&self, run: PageRange, install: bool) -> io::Result<()> {
+        self.mapping
+            .guard(run.address(), run.address() + run.bytes(), install)
     }
 
     /// The address of byte 0.
@@ -131,15 +386,21 @@ impl AddressSpace {
         (self.byte_size() >> PAGE_SHIFT) as u32
     }
 
-    /// Locks the map. A poisoned lock is taken over: the map is only changed by
-    /// non-panicking code, so its state is consistent.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, MapState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Locks the map (rank [`Rank::Map`], keyed by the task id). A poisoned lock is taken
+    /// over: the map is only changed by non-panicking code, so its state is consistent.
+    pub(crate) fn lock(&self) -> RankedGuard<'_, MapState> {
+        self.state.lock_keyed(self.key)
+    }
+
+    /// The key [`AddressSpace::lock`] orders this map by among maps.
+    pub(crate) fn key(&self) -> u64 {
+        self.key
     }
 
     /// Whether the quota lets `map` gain `extra` allocated pages.
     pub(crate) fn quota_allows(&self, map: &VmMap, extra: u32) -> bool {
-        self.quota_pages
+        self.options
+            .quota_pages
             .is_none_or(|q| u64::from(map.allocated_pages()) + u64::from(extra) <= u64::from(q))
     }
 
@@ -157,17 +418,32 @@ impl AddressSpace {
             return Ok(());
         }
         let mut state = self.lock();
-        anyhow::ensure!(!state.dead, "the task has terminated");
+        anyhow::ensure!(!self.is_dead(), "the task has terminated");
+        let (old_pages, new_pages) = ((old >> PAGE_SHIFT) as u32, (new_size >> PAGE_SHIFT) as u32);
         let range = PageRange {
-            first: (old >> PAGE_SHIFT) as u32,
-            end: (new_size >> PAGE_SHIFT) as u32,
+            first: old_pages,
+            end: new_pages,
         };
         anyhow::ensure!(
             self.quota_allows(&state.map, range.len()),
             "memory.grow past the task's memory quota"
         );
-        self.mapping.commit(old, new_size)?;
+        let saved = state.map.save(range);
         state.map.allocate(range);
+        let mut runs = state.runs;
+        if self.options.guest_protection {
+            let delta = self.runs_delta(&state.map, &saved, range, old_pages, new_pages);
+            runs = (i64::from(runs) + delta) as u32;
+            if delta > 0 && runs > self.options.map_budget {
+                state.map.restore(range, &saved);
+                anyhow::bail!("memory.grow past the task's mapping budget");
+            }
+        }
+        if let Err(e) = self.mapping.commit(old, new_size) {
+            state.map.restore(range, &saved);
+            return Err(e.into());
+        }
+        state.runs = runs;
         self.committed.store(new_size, Ordering::Release);
         Ok(())
     }
@@ -187,8 +463,10 @@ impl AddressSpace {
     /// it hands out and `vm_read` overwrites it). The caller holds the map lock.
     pub(crate) fn release_freed(&self, map: &mut VmMap) {
         if map.unreleased_pages() >= RELEASE_BATCH_PAGES {
-            for run in map.take_unreleased() {
-                self.discard(run);
+            let runs = map.take_unreleased();
+            // Guarded pages were dropped when their guard went in.
+            if !self.guards {
+                runs.into_iter().for_each(|run| self.discard(run));
             }
         }
     }
@@ -241,12 +519,41 @@ impl AddressSpace {
     }
 }
 
+/// The maximal runs of equal `Some(key(page))` among the pages `first..end`, in address
+/// order (pages whose key is `None` belong to no run).
+fn for_runs<K: PartialEq>(
+    first: u32,
+    end: u32,
+    key: impl Fn(u32) -> Option<K>,
+) -> impl Iterator<Item = (PageRange, K)> {
+    let mut page = first;
+    std::iter::from_fn(move || {
+        while page < end {
+            let start = page;
+            page += 1;
+            let Some(k) = key(start) else { continue };
+            while page < end && key(page).as_ref() == Some(&k) {
+                page += 1;
+            }
+            return Some((
+                PageRange {
+                    first: start,
+                    end: page,
+                },
+                k,
+            ));
+        }
+        None
+    })
+}
+
 /// The page size as a `u64`, for byte arithmetic.
 pub(crate) const PAGE: u64 = VM_PAGE_SIZE as u64;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kern::VmProt;
 
     /// Whether every 4 KiB page of `[from, to)` (wasm pages) is resident, per mincore(2).
     fn resident(space: &AddressSpace, from: u32, to: u32) -> Vec<bool> {
@@ -284,33 +591,158 @@ mod tests {
             .unwrap()
     }
 
+    fn space(initial: u32, limit: u32, guest_protection: bool, map_budget: u32) -> AddressSpace {
+        let options = SpaceOptions {
+            quota_pages: None,
+            guest_protection,
+            map_budget,
+        };
+        AddressSpace::new(1, initial, limit, options).unwrap()
+    }
+
+    /// The number of lines of `/proc/self/maps` that overlap the space's reservation.
+    fn kernel_mappings(space: &AddressSpace) -> u32 {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let (lo, hi) = (space.base() as usize, space.base() as usize + (1 << 32));
+        maps.lines()
+            .filter_map(|line| {
+                let (a, b) = line.split_once(' ')?.0.split_once('-')?;
+                let (a, b) = (
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                );
+                (a < hi && b > lo).then_some(())
+            })
+            .count() as u32
+    }
+
     #[test]
     fn a_failed_mprotect_undoes_the_change_and_reports_resource_shortage() {
-        let space = AddressSpace::new(4, 8, None, true).unwrap();
+        let space = space(4, 8, true, 64);
         // SAFETY: page 1 is committed; only its address is formed.
         let page1 = unsafe { space.at(PAGE as u32) };
         let mut state = space.lock();
-        let map = &mut state.map;
-        let before = map.clone();
+        let before = state.map.clone();
         let range = PageRange { first: 1, end: 2 };
+        let protect = |state: &mut MapState, prot| {
+            space.change(state, range, |map| map.protect(range, false, prot))
+        };
         crate::memory::tests::FAIL_PROTECT.with(|n| n.set(1));
-        let result = space.change(map, range, |map| map.deallocate(range));
-        assert_eq!(result, Err(KernReturn::ResourceShortage));
-        assert_eq!(map.entry(1), before.entry(1), "the page is allocated again");
-        assert_eq!(map.allocated_pages(), 4);
-        assert_eq!(map.unreleased_pages(), 0);
+        assert_eq!(
+            protect(&mut state, VmProt::READ),
+            Err(KernReturn::ResourceShortage)
+        );
+        assert_eq!(state.map.entry(1), before.entry(1), "the entry is put back");
+        assert_eq!(state.map.allocated_pages(), 4);
         assert_eq!(perms(page1), "rw-p", "the mapping is back in step");
+        assert_eq!(state.runs, 2, "the mapping count is unchanged");
         // Without the failure, the same change lands in both.
-        assert_eq!(space.change(map, range, |map| map.deallocate(range)), Ok(1));
-        assert_eq!(map.entry(1), None);
-        assert_eq!(perms(page1), "---p");
-        assert_eq!(space.change(map, range, |map| map.allocate(range)), Ok(()));
+        assert_eq!(protect(&mut state, VmProt::READ), Ok(()));
+        assert_eq!(perms(page1), "r--p");
+        assert_eq!(protect(&mut state, VmProt::DEFAULT), Ok(()));
         assert_eq!(perms(page1), "rw-p");
+        assert!(!space.is_dead());
+    }
+
+    #[test]
+    fn when_the_undo_fails_too_the_task_is_terminated_rather_than_left_stricter_than_its_table() {
+        let space = space(4, 8, true, 64);
+        let mut state = space.lock();
+        let range = PageRange { first: 1, end: 3 };
+        // The change fails, and so does the mprotect that would put the mapping back.
+        crate::memory::tests::FAIL_PROTECT.with(|n| n.set(2));
+        let result = space.change(&mut state, range, |map| {
+            map.protect(range, false, VmProt::NONE)
+        });
+        assert_eq!(result, Err(KernReturn::SendInvalidDest));
+        assert!(space.is_dead(), "the task is terminated");
+        assert_eq!(
+            state.map.allocated_pages(),
+            0,
+            "no host path may touch any page"
+        );
+        assert_eq!(state.map.entry(0), None);
+        assert_eq!(crate::memory::tests::FAIL_PROTECT.with(|n| n.get()), 0);
+    }
+
+    #[test]
+    fn unallocated_pages_cost_no_mapping_where_the_kernel_has_guards() {
+        if !guard_regions_supported() {
+            eprintln!("skipped: this kernel has no MADV_GUARD_INSTALL (Linux 6.13)");
+            return;
+        }
+        let space = space(16, 16, true, 64);
+        let baseline = kernel_mappings(&space);
+        let mut state = space.lock();
+        // Free every other page: eight holes.
+        for page in (1..16).step_by(2) {
+            let range = PageRange {
+                first: page,
+                end: page + 1,
+            };
+            assert_eq!(
+                space.change(&mut state, range, |map| map.deallocate(range)),
+                Ok(1)
+            );
+        }
+        assert_eq!(
+            kernel_mappings(&space),
+            baseline,
+            "holes do not split the mapping"
+        );
+        assert_eq!(state.runs, 2);
+        // SAFETY: page 1 is committed; only its address is formed.
+        assert_eq!(
+            perms(unsafe { space.at(PAGE as u32) }),
+            "rw-p",
+            "a guard, not PROT_NONE"
+        );
+        // A hole allocated again reads as zero (the guard dropped its contents).
+        let range = PageRange { first: 2, end: 3 };
+        // SAFETY: page 2 is allocated and read-write.
+        unsafe { space.at(2 * PAGE as u32).write(9) };
+        assert_eq!(
+            space.change(&mut state, range, |map| map.deallocate(range)),
+            Ok(1)
+        );
+        assert_eq!(space.allocate(&mut state, range, || Ok(())), Ok(()));
+        // SAFETY: page 2 is allocated again and readable.
+        assert_eq!(unsafe { space.at(2 * PAGE as u32).read() }, 0);
+    }
+
+    #[test]
+    fn protection_runs_are_counted_and_a_change_past_the_budget_changes_nothing() {
+        let space = space(16, 16, true, 6);
+        let mut state = space.lock();
+        let read_only = |state: &mut MapState, page: u32| {
+            let range = PageRange {
+                first: page,
+                end: page + 1,
+            };
+            space.change(state, range, |map| map.protect(range, false, VmProt::READ))
+        };
+        assert_eq!(state.runs, 2); // the committed prefix and the rest
+        assert_eq!(read_only(&mut state, 2), Ok(())); // rw | r | rw | none
+        assert_eq!(state.runs, 4);
+        assert_eq!(read_only(&mut state, 3), Ok(())); // the run grows: no new mapping
+        assert_eq!(state.runs, 4);
+        assert_eq!(read_only(&mut state, 6), Ok(()));
+        assert_eq!(state.runs, 6);
+        assert_eq!(kernel_mappings(&space), 6, "the count is the kernel's");
+        let before = state.map.clone();
+        assert_eq!(read_only(&mut state, 9), Err(KernReturn::ResourceShortage));
+        assert_eq!(state.map.entry(9), before.entry(9), "nothing changed");
+        assert_eq!(state.runs, 6);
+        // Joining two runs gives one back.
+        assert_eq!(read_only(&mut state, 4), Ok(()));
+        assert_eq!(read_only(&mut state, 5), Ok(()));
+        assert_eq!(state.runs, 4);
+        assert_eq!(kernel_mappings(&space), 4);
     }
 
     #[test]
     fn freed_pages_are_handed_back_in_batches_and_reused_pages_are_not() {
-        let space = AddressSpace::new(128, 128, None, false).unwrap();
+        let space = space(128, 128, false, 64);
         // SAFETY: all 128 pages are committed and nothing else uses them.
         unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
         assert!(resident(&space, 0, 128).iter().all(|&r| r));

@@ -1,8 +1,7 @@
 //! Tasks: a wasmtime store and instance around one address space, their shared state, and
 //! the host's doors onto the VM calls.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use wasmtime::component;
@@ -12,6 +11,7 @@ use wasmtime::{
 
 use crate::kern::{KernResult, KernReturn, VmProt};
 use crate::kernel::{self, Caller, Dst, InAddr, NameArg, Src};
+use crate::lock::{Rank, RankedGuard, RankedMutex};
 use crate::port::{PortName, PortSpace, SELF_NAME};
 use crate::runtime::RuntimeShared;
 use crate::space::AddressSpace;
@@ -38,14 +38,15 @@ pub(crate) struct TaskShared {
     /// Unique in the process; orders lock acquisition.
     pub(crate) id: u64,
     pub(crate) space: Arc<AddressSpace>,
-    ports: Mutex<PortSpace>,
-    /// The store, while the task lives. Locked by whoever runs the task; the kernel only
-    /// ever `try_lock`s it (to grow an idle task).
-    pub(crate) store: Mutex<Option<Store<TaskData>>>,
+    /// The port namespace (rank [`Rank::Ports`]).
+    ports: RankedMutex<PortSpace>,
+    /// The store, while the task lives (rank [`Rank::Store`]). Locked by whoever runs the
+    /// task, for the whole call; the kernel only ever `try_lock`s it (to grow an idle
+    /// task).
+    pub(crate) store: RankedMutex<Option<Store<TaskData>>>,
     pub(crate) runtime: Arc<RuntimeShared>,
     /// Whether the task runs a component rather than a core module.
     pub(crate) component: bool,
-    alive: AtomicBool,
 }
 
 impl TaskShared {
@@ -58,41 +59,38 @@ impl TaskShared {
         Arc::new_cyclic(|me| TaskShared {
             id,
             space,
-            ports: Mutex::new(PortSpace::new(me.clone())),
-            store: Mutex::new(None),
+            ports: RankedMutex::new(Rank::Ports, PortSpace::new(me.clone())),
+            store: RankedMutex::new(Rank::Store, None),
             runtime,
             component,
-            alive: AtomicBool::new(true),
         })
     }
 
     /// Whether the task has not terminated.
     pub(crate) fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        !self.space.is_dead()
     }
 
-    /// The task's port namespace.
-    pub(crate) fn ports(&self) -> MutexGuard<'_, PortSpace> {
-        self.ports.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The task's port namespace. Hold the guard only for a lookup or an insertion (rank
+    /// [`Rank::Ports`] is the highest: nothing may be locked under it).
+    pub(crate) fn ports(&self) -> RankedGuard<'_, PortSpace> {
+        self.ports.lock()
     }
 
-    fn lock_store(&self) -> MutexGuard<'_, Option<Store<TaskData>>> {
-        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The port `name` names in this task's namespace, if it names a live task. The
+    /// namespace is released before this returns: the VM call runs without it.
+    pub(crate) fn target(&self, name: PortName) -> Option<Arc<TaskShared>> {
+        self.ports().lookup(name)
+    }
+
+    pub(crate) fn lock_store(&self) -> RankedGuard<'_, Option<Store<TaskData>>> {
+        self.store.lock()
     }
 
     /// Terminates the task: every name for it dies, its memory is released, its store is
     /// dropped.
     pub(crate) fn terminate(&self) {
-        self.alive.store(false, Ordering::Release);
-        {
-            let mut state = self.space.lock();
-            state.dead = true;
-            state.map.clear();
-            self.space.discard(crate::vm_map::PageRange {
-                first: 0,
-                end: crate::kern::MAX_PAGES,
-            });
-        }
+        self.space.terminate();
         self.runtime.forget(self.id);
         let store = self.lock_store().take();
         drop(store);
@@ -137,6 +135,13 @@ impl Task {
         self.shared.space.pages()
     }
 
+    /// The kernel mappings the task's memory is cut into now (one per run of pages whose
+    /// protection differs from their neighbours', with guest protection on), and the most
+    /// it may use ([`RuntimeOptions::map_budget`](crate::RuntimeOptions::map_budget)).
+    pub fn map_usage(&self) -> (u32, u32) {
+        self.shared.space.map_usage()
+    }
+
     /// The task's regions, in address order (what `vm_region` walks through).
     pub fn regions(&self) -> Vec<Region> {
         self.shared.space.lock().map.regions().collect()
@@ -150,6 +155,7 @@ impl Task {
         let mut guard = self.shared.lock_store();
         let store = guard
             .as_mut()
+            .filter(|_| self.shared.is_alive())
             .ok_or_else(|| anyhow!("the task has terminated"))?;
         let instance = store.data().instance.ok_or_else(|| {
             anyhow!(
@@ -167,6 +173,7 @@ impl Task {
         let mut guard = self.shared.lock_store();
         let store = guard
             .as_mut()
+            .filter(|_| self.shared.is_alive())
             .ok_or_else(|| anyhow!("the task has terminated"))?;
         let instance = store.data().component.ok_or_else(|| {
             anyhow!("the task is a core module: call it with `call` or `call_dynamic`")
@@ -405,10 +412,7 @@ impl<'t> Mach<'t> {
     }
 
     fn target(&self, port: PortName) -> KernResult<Arc<TaskShared>> {
-        self.task
-            .ports()
-            .lookup(port)
-            .ok_or(KernReturn::SendInvalidDest)
+        self.task.target(port).ok_or(KernReturn::SendInvalidDest)
     }
 
     /// Runs a call as this task and logs it (`RUST_LOG=wasmach=debug`).
@@ -584,3 +588,4 @@ mod tests {
         send_sync::<crate::TaskModule>();
     }
 }
+

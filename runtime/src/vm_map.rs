@@ -217,23 +217,15 @@ impl VmMap {
             .map_or(GuestAccess::None, |&e| GuestAccess::of(e))
     }
 
-    /// The runs of equal [`GuestAccess`] that make up `range`, in address order.
-    pub fn guest_access_runs(&self, range: PageRange) -> Vec<(PageRange, GuestAccess)> {
-        let mut runs: Vec<(PageRange, GuestAccess)> = Vec::new();
-        for page in range.first..range.end {
-            let access = self.guest_access(page);
-            match runs.last_mut() {
-                Some((run, a)) if *a == access => run.end = page + 1,
-                _ => runs.push((
-                    PageRange {
-                        first: page,
-                        end: page + 1,
-                    },
-                    access,
-                )),
-            }
-        }
-        runs
+    /// What the task's own loads and stores may do on `page`, or `None` if it is
+    /// unallocated (the host mapping treats the two kinds of inaccessible page apart).
+    pub(crate) fn allocated_access(&self, page: u32) -> Option<GuestAccess> {
+        Self::saved_access(self.pages.get(page as usize).copied().unwrap_or(0))
+    }
+
+    /// [`VmMap::allocated_access`] of an entry [`VmMap::save`] took.
+    pub(crate) fn saved_access(entry: u8) -> Option<GuestAccess> {
+        (entry & ALLOCATED != 0).then(|| GuestAccess::of(entry))
     }
 
     /// The first address of `[address, address + len)` that the task's own loads
