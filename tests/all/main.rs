@@ -8,6 +8,7 @@ mod guest_calls;
 mod guests;
 mod host_api;
 mod hostile;
+mod isolation;
 mod map_model;
 mod modules;
 mod ports;
