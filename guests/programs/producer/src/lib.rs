@@ -12,7 +12,7 @@ use mailbox_protocol::{
     Fail, HEADER_ADDRESS, HEADER_SIZE, Header, MAILBOX, RECORD_PAGES, RECORD_SIZE, RECORDS_ADDRESS,
     checksum_value, exit_value, fnv1a64, record,
 };
-use wasmach_guest::{PAGE_SIZE, PageBuf, bootstrap_look_up, vm_allocate_fixed, vm_write};
+use wasmach_guest::{PAGE_SIZE, PageBuf, bootstrap_look_up, vm_allocate_fixed};
 
 #[cfg(target_arch = "wasm32")]
 #[panic_handler]
@@ -31,7 +31,7 @@ fn run() -> Result<i64, Fail> {
 
     // The pages in the mailbox. Until they are filled they are ours: on an error below,
     // dropping the region gives them back.
-    let pages = vm_allocate_fixed(mailbox, HEADER_ADDRESS, (1 + RECORD_PAGES) * PAGE_SIZE)?;
+    let mut pages = vm_allocate_fixed(mailbox, HEADER_ADDRESS, (1 + RECORD_PAGES) * PAGE_SIZE)?;
 
     // The staging copy, laid out as the mailbox's pages: the header page, then the records.
     let mut stage = PageBuf::with_pages(1 + RECORD_PAGES)?;
@@ -42,9 +42,10 @@ fn run() -> Result<i64, Fail> {
     let checksum = fnv1a64(records);
     header[..HEADER_SIZE].copy_from_slice(&Header::new(checksum).to_bytes());
 
-    // Records first, the header last: a valid header means complete records.
-    vm_write(mailbox, RECORDS_ADDRESS, records)?;
-    vm_write(mailbox, HEADER_ADDRESS, header)?;
+    // Records first, the header last: a valid header means complete records. (Writes into
+    // the region we own in the mailbox: offsets inside it, checked before the call.)
+    pages.vm_write(RECORDS_ADDRESS - HEADER_ADDRESS, records)?;
+    pages.vm_write(0, header)?;
     pages.leak();
     Ok(checksum_value(checksum))
 }
