@@ -53,8 +53,10 @@
 //! # Soundness
 //!
 //! Safe code using this crate cannot cause undefined behaviour by itself: no safe function
-//! lets the caller's own calls write, free or reprotect memory that Rust holds a reference
-//! to or uses for its stack, statics or heap. What that rests on, and where it stops:
+//! makes the kernel write, free or reprotect memory that Rust uses (its stack, statics or
+//! heap, or memory a live reference points into), except through a `&mut` or an owned value
+//! it was handed, as `read(2)` writes the `&mut [u8]` it is given. What that rests on, and
+//! where it stops:
 //!
 //! **Rust's memory and shared pages.** The caller's memory is of two kinds here.
 //!
@@ -101,14 +103,14 @@
 //! registered the caller under a name (then every task of the runtime can
 //! `bootstrap_look_up` it). That is outside Rust's model, as a debugger, or writing
 //! `/proc/self/mem` on Linux, is for a native program, and no library can prevent it: the
-//! guarantee above holds as long as nobody outside the task writes Rust's memory. Between
-//! tasks this is a matter of protocol: a task that gives its port out says which of its
-//! pages others may write, and keeps those as [`Region`]s (the demo's WAT mailbox offers
-//! its page 1 and the pages the producer allocates there; a Rust mailbox would hold them as
-//! regions and read them with [`Region::read_into`]). A peer that writes elsewhere breaks
-//! the task as a stray pointer would; with guest protection on (the runtime's default), a
-//! peer that takes away the protection of, or frees, a page Rust uses makes the task trap at
-//! its next access to that page.
+//! guarantee above holds as long as nobody outside the task writes, reprotects or frees
+//! Rust's memory. Between tasks this is a matter of protocol: a task that gives its port
+//! out says which of its pages others may write, and keeps those as [`Region`]s (the demo's
+//! WAT mailbox offers its page 1 and the pages the producer allocates there; a Rust mailbox
+//! would hold them as regions and read them with [`Region::read_into`]). A peer that writes
+//! elsewhere breaks the task as a stray pointer would; with guest protection on (the
+//! runtime's default), a peer that takes away the protection of, or frees, a page Rust uses
+//! makes the task trap at its next access to that page.
 //!
 //! Traps are not undefined behaviour: a volatile access to a region page that the caller
 //! itself made inaccessible ([`Region::vm_protect`]) traps, as a panic does with
