@@ -92,7 +92,18 @@
 //! Tasks run in parallel on different threads. Each call holds the maps it touches for its
 //! whole duration, so a task's map changes atomically per call. Bytes copied out of a task
 //! that is *running* at the same moment may mix old and new values (as `process_vm_readv`
-//! does on Linux); for a consistent snapshot, read a task that is not running.
+//! does on Linux); for a consistent snapshot, read a task that is not running. Every lock
+//! has a rank (a task's store, maps, the bootstrap registry, port namespaces, in that
+//! order) and no host-API method can deadlock with a running guest.
+//!
+//! ## Resources
+//!
+//! What tasks share through the process is budgeted per task (SPEC §7): the kernel
+//! mappings a task's memory is cut into by its protections
+//! ([`RuntimeOptions::map_budget`], [`Task::map_usage`]), its memory
+//! ([`TaskOptions::max_memory`]), and every host allocation a guest can cause (a service
+//! name is at most 128 bytes). A call past a budget gets `KERN_RESOURCE_SHORTAGE` or
+//! `KERN_NO_SPACE` and changes nothing; no other task notices.
 
 #![deny(missing_docs)]
 

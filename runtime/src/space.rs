@@ -239,7 +239,9 @@ impl AddressSpace {
             range
         };
         let protect = self.options.guest_protection;
-        let saved = if protect {
+        // The undo record (one byte per page): needed to bring the mapping in step, or to
+        // take back an allocation whose growth fails.
+        let saved = if protect || grow_to.is_some() {
             state.map.save(touched)
         } else {
             Vec::new()
@@ -259,13 +261,7 @@ impl AddressSpace {
         if grow_to.is_some()
             && let Err(e) = grow()
         {
-            if protect {
-                state.map.restore(touched, &saved);
-            } else {
-                // Without protection nothing was saved: the op was an allocation.
-                state.map.deallocate(range);
-                state.map.take_unreleased();
-            }
+            state.map.restore(touched, &saved);
             return Err(e);
         }
         if !protect {
