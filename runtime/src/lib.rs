@@ -132,4 +132,6 @@ pub use module::{MEMORY_EXPORT, ModuleError, TaskModule};
 pub use port::PortName;
 pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
 pub use task::{Mach, Task};
+#[doc(hidden)]
+pub use task::DebugSnapshot;
 pub use vm_map::Region;

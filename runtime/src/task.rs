@@ -589,3 +589,97 @@ mod tests {
     }
 }
 
+// --- Test support: a raw picture of a task's address space. ---
+
+/// Every page of a task's address space, taken raw by [`Task::debug_snapshot`]: its table
+/// entry and, for committed pages, its bytes. Two snapshots compare equal exactly when no
+/// page's state, protections or bytes differ, so a test can check that a failed call
+/// changed nothing, including pages that no host door may read.
+#[doc(hidden)]
+#[derive(Clone, PartialEq, Eq)]
+pub struct DebugSnapshot {
+    /// The committed size, in pages (the wasm memory size).
+    pub pages: u32,
+    /// The address space's size, in pages.
+    pub limit: u32,
+    /// Whether the task has terminated.
+    pub dead: bool,
+    /// The table entry of every page `0 .. limit` (`None`: unallocated).
+    pub entries: Vec<Option<crate::vm_map::PageState>>,
+    /// The bytes of every committed page `0 .. pages`, or `None` for a page the kernel
+    /// refuses to read even through `/proc/self/mem` (a guard region, where the runtime
+    /// installs them).
+    pub bytes: Vec<Option<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for DebugSnapshot {
+    /// A summary small enough for an assertion message: the runs of equal entries and an
+    /// FNV-1a hash of each committed page.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut runs: Vec<(u32, u32, Option<crate::vm_map::PageState>)> = Vec::new();
+        for (page, entry) in (0u32..).zip(&self.entries) {
+            match runs.last_mut() {
+                Some((_, end, last)) if last == entry => *end = page + 1,
+                _ => runs.push((page, page + 1, *entry)),
+            }
+        }
+        let hashes: Vec<Option<u64>> = self
+            .bytes
+            .iter()
+            .map(|page| {
+                page.as_ref().map(|bytes| {
+                    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+                    })
+                })
+            })
+            .collect();
+        f.debug_struct("DebugSnapshot")
+            .field("pages", &self.pages)
+            .field("limit", &self.limit)
+            .field("dead", &self.dead)
+            .field("entry_runs", &runs)
+            .field("page_hashes", &hashes)
+            .finish()
+    }
+}
+
+#[doc(hidden)]
+impl Task {
+    /// For tests: a [`DebugSnapshot`] of the whole address space, every table entry and the
+    /// bytes of every committed page, read raw whatever the table and the mapping allow,
+    /// under the map lock (so no call changes the task meanwhile; the task's own running
+    /// code still could).
+    ///
+    /// The bytes are read with `pread` of `/proc/self/mem`, which the kernel serves
+    /// whatever the pages' protections (a `PROT_NONE` page of an unallocated or no-access
+    /// page included) and which never faults: a page it cannot read is `None`. Fails only
+    /// if `/proc/self/mem` cannot be opened.
+    pub fn debug_snapshot(&self) -> std::io::Result<DebugSnapshot> {
+        use std::os::unix::fs::FileExt;
+
+        let mem = std::fs::File::open("/proc/self/mem")?;
+        let space = &self.shared.space;
+        let state = space.lock();
+        let limit = state.map.limit();
+        let pages = space.pages();
+        let entries = (0..limit).map(|page| state.map.entry(page)).collect();
+        // Addresses only: `base` is the start of the task's reservation, and every
+        // committed page lies inside it; nothing is dereferenced here.
+        let base = space.base() as u64;
+        let bytes = (0..u64::from(pages))
+            .map(|page| {
+                let mut buf = vec![0u8; crate::VM_PAGE_SIZE as usize];
+                let at = base + (page << crate::kern::PAGE_SHIFT);
+                mem.read_exact_at(&mut buf, at).ok().map(|()| buf)
+            })
+            .collect();
+        Ok(DebugSnapshot {
+            pages,
+            limit,
+            dead: !self.shared.is_alive(),
+            entries,
+            bytes,
+        })
+    }
+}

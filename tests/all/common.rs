@@ -67,3 +67,39 @@ pub fn snapshot(task: &Task) -> Snapshot {
         bytes,
     }
 }
+
+/// Everything of a task's address space, raw: every page's table entry and the bytes of
+/// every committed page, unreadable pages (no `READ`, unallocated) included, taken under
+/// the task's map lock ([`Task::debug_snapshot`]). What "a failed call changes nothing"
+/// compares.
+pub fn raw_snapshot(task: &Task) -> wasmach::DebugSnapshot {
+    task.debug_snapshot()
+        .expect("/proc/self/mem, which the raw snapshot reads, opens")
+}
+
+/// Polls `ready` until it holds or `timeout` has passed, and says whether it held: how a
+/// test waits for a running guest to signal that it is where the test needs it, with a
+/// deadline instead of a hang (and instead of a sleep that may end too early).
+pub fn wait_until(timeout: std::time::Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if ready() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
+
+/// The little-endian `u32` at `address` of `task`'s memory, read by the host (its page must
+/// be readable).
+pub fn word_at(task: &Task, address: u32) -> u32 {
+    let page = address / PAGE * PAGE;
+    let bytes = task
+        .vm_read(page, PAGE)
+        .expect("host vm_read of the word's page");
+    let at = (address - page) as usize;
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}

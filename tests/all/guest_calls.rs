@@ -114,12 +114,14 @@ const GUEST_BODY: &str = r#"
     (local.get $h))
 "#;
 
-/// Everything a failed call must leave as it was: the map, the memory size, every byte.
+/// Everything a failed call must leave as it was: the map, the memory size, every byte
+/// (as the guest sums them, and raw: every page's entry and bytes, read by the host).
 #[derive(Debug, PartialEq)]
 struct Snap {
     map: Vec<Region>,
     pages: u32,
     sum: u64,
+    raw: wasmach::DebugSnapshot,
 }
 
 /// A task running the generic guest. Derefs to the [`Task`] for host-side inspection.
@@ -155,6 +157,8 @@ fn with_peer(rt: &Runtime, g: &Guest, memory: &str) -> (Guest, u32) {
     rt.register("peer", &peer);
     assert_eq!(g.look_up(b"peer", PORT_SLOT), SUCCESS);
     let port = g.load(PORT_SLOT);
+    // The same name as the host's grant of the same task finds in g's namespace.
+    assert_eq!(port, g.insert_port(&peer).raw(), "peer port {port:#x}");
     assert!(port != 0 && port != SELF, "peer port {port:#x}");
     (peer, port)
 }
@@ -317,6 +321,7 @@ impl Guest {
             map: self.regions(),
             pages: self.memory_pages(),
             sum: self.checksum(),
+            raw: raw_snapshot(self),
         }
     }
 

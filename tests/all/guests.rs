@@ -28,6 +28,29 @@ fn shown(bytes: &[u8]) -> i64 {
     (fnv1a64(bytes) & i64::MAX as u64) as i64
 }
 
+/// The producer's records 0..4096, as `guests/protocol` defines them: record `i` holds its
+/// index (`u32` LE), its payload length `8 + i % 49` (`u32` LE), that many bytes of a
+/// xorshift32 stream seeded with `(i + 1) * 0x9e3779b9`, then zeros up to 64 bytes.
+/// Written again here, from the definition, as the oracle the programs are checked against.
+fn expected_records() -> Vec<u8> {
+    let mut all = Vec::with_capacity((RECORD_PAGES * PAGE) as usize);
+    for i in 0..4096u32 {
+        let mut r = [0u8; 64];
+        let len = 8 + i % 49;
+        r[0..4].copy_from_slice(&i.to_le_bytes());
+        r[4..8].copy_from_slice(&len.to_le_bytes());
+        let mut x = i.wrapping_add(1).wrapping_mul(0x9e37_79b9);
+        for b in &mut r[8..8 + len as usize] {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        all.extend_from_slice(&r);
+    }
+    all
+}
+
 /// Pattern A (the snapshotter's and the component's page): byte i is i * 7 + 1.
 fn pattern_a() -> Vec<u8> {
     (0..PAGE as usize).map(|i| (i * 7 + 1) as u8).collect()
@@ -80,6 +103,7 @@ fn producer_and_consumer_move_4096_records_through_the_mailbox() {
     assert_eq!(u32::from_le_bytes(header[4..8].try_into().unwrap()), 4096);
     assert_eq!(u32::from_le_bytes(header[8..12].try_into().unwrap()), 64);
     let records = w.mailbox.vm_read(RECORDS, RECORD_PAGES * PAGE).unwrap();
+    assert!(records == expected_records(), "the records differ");
     assert_eq!(
         u64::from_le_bytes(header[16..24].try_into().unwrap()),
         fnv1a64(&records)
@@ -188,16 +212,17 @@ fn a_rust_guest_under_guest_protection_traps_on_a_page_the_host_sealed() {
         format!("{err:#}").contains("memory fault at wasm address 0x"),
         "{err:#}"
     );
-    assert!(
-        w.mailbox.vm_region(HEADER).is_err(),
-        "the mailbox was not touched"
-    );
+    // The mailbox was not touched: it has no region at or above the header.
+    assert_eq!(w.mailbox.vm_region(HEADER), Err(KernReturn::NoSpace));
     // Unsealed, the same task runs to the end (its copies and fills, `memory.copy` and
     // `memory.fill` in the module, go through the checked path).
     producer
         .vm_protect(0, 16 * PAGE, false, VmProt::DEFAULT)
         .unwrap();
-    assert!(producer.call::<(), i64>("_start", ()).unwrap() > 0);
+    assert_eq!(
+        producer.call::<(), i64>("_start", ()).unwrap(),
+        shown(&expected_records())
+    );
 }
 
 #[test]
@@ -250,9 +275,15 @@ fn the_component_guest_writes_reads_back_and_hashes_a_page() {
     assert_eq!(w.mailbox.vm_read(MAILBOX_PAGE, PAGE).unwrap(), pattern_a());
     // Its vm-allocate took the first page past its memory (growing it), and gave it back
     // (the list vm-read returned lives in pages its allocator grew after that one).
+    // How far its allocator grew the memory is the allocator's business; that it grew past
+    // the hole is not.
     assert!(component.memory_pages() > before + 1);
     let hole = before * PAGE;
-    assert!(component.vm_region(hole).unwrap().address > hole);
+    assert_eq!(
+        crate::common::raw_snapshot(&component).entries[before as usize],
+        None
+    );
+    assert_eq!(component.vm_region(hole).unwrap().address, hole + PAGE);
     // Its core module alone is not a task: it imports the WIT interface by name.
     let err = w.runtime.compile_file(COMPONENT_CORE).unwrap_err();
     assert!(
@@ -278,7 +309,7 @@ fn wasmach_run_runs_the_rust_demo() {
     assert_eq!(lines.len(), 6, "{text}");
     assert_eq!(lines[0], "mailbox: 0 65536");
     let produced = lines[1].strip_prefix("producer: ").expect(lines[1]);
-    assert!(produced.parse::<i64>().unwrap() > 0);
+    assert_eq!(produced, shown(&expected_records()).to_string());
     assert_eq!(lines[2], format!("consumer: {produced}"));
     // The snapshotter writes pattern A, snapshots it and leaves pattern B; the guard then
     // seals the page, so the component's vm-write is refused: -KERN_PROTECTION_FAILURE.

@@ -113,6 +113,68 @@ fn host_allocate_fixed_rounds_address_down_and_size_up_separately() {
     assert_eq!(t.vm_read(6 * P, P), Err(IA));
 }
 
+/// The raw snapshot the "changes nothing" checks compare sees what the host doors cannot:
+/// the bytes of a no-access page (`PROT_NONE` in the mapping, with guest protection on),
+/// every page's protections, and a byte a guest stored into a page no door may read.
+#[test]
+fn the_raw_snapshot_sees_unreadable_pages_and_every_protection() {
+    use wasmach::vm_map::PageState;
+    let rt = runtime();
+    let t = spawn(&rt, "(memory 3 4)");
+    assert!(t.guest_protection());
+    let secret = fill(&t, 1, 42);
+    t.vm_protect(P, P, false, NONE).unwrap();
+    t.vm_deallocate(2 * P, P).unwrap();
+    assert_eq!(t.vm_read(P, P), Err(PF), "no host door reads page 1");
+    let raw = raw_snapshot(&t);
+    assert_eq!((raw.pages, raw.limit, raw.dead), (3, 4, false));
+    let state = |protection, max_protection| {
+        Some(PageState {
+            protection,
+            max_protection,
+        })
+    };
+    assert_eq!(
+        raw.entries,
+        vec![state(RW, ALL), state(NONE, ALL), None, None]
+    );
+    assert_eq!(raw.bytes.len(), 3);
+    assert_eq!(raw.bytes[1].as_deref(), Some(&secret[..]));
+    // A protection change alone shows (the bytes stay).
+    t.vm_protect(P, P, true, NONE).unwrap();
+    let sealed = raw_snapshot(&t);
+    assert_ne!(sealed, raw);
+    assert_eq!(sealed.entries[1], state(NONE, NONE));
+    assert_eq!(sealed.bytes, raw.bytes);
+
+    // With guest protection off, a guest's store into the no-access page changes no
+    // region and nothing a host door can read, but it shows in the raw snapshot.
+    let rt =
+        Runtime::with_options(wasmach::RuntimeOptions::default().guest_protection(false)).unwrap();
+    let t = rt
+        .spawn_bytes(
+            r#"(module (memory 2)
+                 (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1))))"#,
+        )
+        .unwrap();
+    t.vm_protect(P, P, false, NONE).unwrap();
+    let before = raw_snapshot(&t);
+    let readable_before = snapshot(&t);
+    t.call::<(u32, u32), ()>("store", (P + 8, 0x5EC2E7))
+        .unwrap();
+    assert_eq!(
+        snapshot(&t),
+        readable_before,
+        "the readable pages did not change"
+    );
+    let after = raw_snapshot(&t);
+    assert_ne!(after, before);
+    assert_eq!(
+        after.bytes[1].as_ref().map(|page| page[8..12].to_vec()),
+        Some(0x5EC2E7u32.to_le_bytes().to_vec())
+    );
+}
+
 /// A fixed range holding any allocated page is KERN_NO_SPACE, and the free pages of that
 /// range stay unallocated.
 #[test]
@@ -122,12 +184,12 @@ fn host_allocate_fixed_over_allocated_page_is_no_space_and_changes_nothing() {
     assert_eq!(t.vm_allocate(3 * P, P, false), Ok(3 * P));
     fill(&t, 0, 1);
     fill(&t, 3, 9);
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_allocate(P, 3 * P, false), Err(NoSpace)); // last page taken
     assert_eq!(t.vm_allocate(0, P, false), Err(NoSpace)); // the initial page
     assert_eq!(t.vm_allocate(3 * P + 5, 1, false), Err(NoSpace)); // rounds onto page 3
     assert_eq!(t.vm_allocate(2 * P, 10 * P, false), Err(NoSpace)); // grows nothing
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// size 0 succeeds right away with address 0, whatever the address, alignment or map.
@@ -136,7 +198,7 @@ fn host_allocate_size_zero_succeeds_and_changes_nothing() {
     let rt = runtime();
     let t = spawn(&rt, "(memory 1 4)");
     fill(&t, 0, 3);
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     for (address, anywhere) in [
         (0, true),
         (0, false), // page 0 is allocated
@@ -151,7 +213,7 @@ fn host_allocate_size_zero_succeeds_and_changes_nothing() {
             "vm_allocate({address:#x}, 0, {anywhere})"
         );
     }
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// `(memory 1 4)`: the address space is 4 pages; page 4 is an address error and an
@@ -160,13 +222,13 @@ fn host_allocate_size_zero_succeeds_and_changes_nothing() {
 fn host_allocate_respects_the_declared_memory_maximum() {
     let rt = runtime();
     let t = spawn(&rt, "(memory 1 4)");
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_allocate(4 * P, P, false), Err(IA));
     assert_eq!(t.vm_allocate(3 * P, 2 * P, false), Err(IA));
     assert_eq!(t.vm_allocate(100 * P, P, false), Err(IA));
     assert_eq!(t.vm_allocate(0, 4 * P, true), Err(NoSpace));
     assert_eq!(t.vm_allocate(0, 5 * P, true), Err(NoSpace));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 
     assert_eq!(t.vm_allocate(3 * P, P, false), Ok(3 * P));
     assert_eq!(t.vm_allocate(0, 3 * P, true), Err(NoSpace)); // pages 1, 2 only
@@ -182,13 +244,13 @@ fn host_allocate_respects_the_declared_memory_maximum() {
 fn host_allocate_past_4gib_is_invalid_address() {
     let rt = runtime();
     let t = spawn(&rt, "(memory 1)");
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_allocate(LAST_PAGE, 2 * P, false), Err(IA));
     assert_eq!(t.vm_allocate(LAST_PAGE + 1, 2 * P, false), Err(IA));
     assert_eq!(t.vm_allocate(u32::MAX, u32::MAX, false), Err(IA));
     // 65536 pages cannot fit beside page 0
     assert_eq!(t.vm_allocate(0, u32::MAX, true), Err(NoSpace));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// The very last page of a 4 GiB space can be allocated (also at LAST_PAGE + 1 with one
@@ -315,11 +377,11 @@ fn host_deallocate_of_nothing_succeeds() {
     let rt = runtime();
     let t = spawn(&rt, "(memory 1 4)");
     fill(&t, 0, 1);
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_deallocate(2 * P, 100 * P), Ok(()));
     assert_eq!(t.vm_deallocate(LAST_PAGE, P), Ok(()));
     assert_eq!(t.vm_deallocate(5 * P + 3, 7), Ok(()));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// A range wrapping past 4 GiB is KERN_INVALID_ARGUMENT (not INVALID_ADDRESS) and frees
@@ -330,15 +392,15 @@ fn host_deallocate_past_4gib_is_invalid_argument_and_size_zero_succeeds() {
     let t = spawn(&rt, "(memory 2)");
     fill(&t, 0, 1);
     fill(&t, 1, 2);
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_deallocate(LAST_PAGE, 2 * P), Err(IARG));
     assert_eq!(t.vm_deallocate(u32::MAX, 2), Err(IARG));
     assert_eq!(t.vm_deallocate(P, u32::MAX), Err(IARG)); // covers the allocated page 1
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
     for address in [0, P + 1, u32::MAX] {
         assert_eq!(t.vm_deallocate(address, 0), Ok(()), "{address:#x}");
     }
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -453,11 +515,11 @@ fn host_protect_checks_unallocated_pages_before_maximum() {
     let t = spawn(&rt, "(memory 1)");
     assert_eq!(t.vm_allocate(2 * P, P, false), Ok(2 * P));
     assert_eq!(t.vm_protect(0, P, true, R), Ok(()));
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_protect(0, 3 * P, false, RW), Err(IA));
     assert_eq!(t.vm_protect(0, 3 * P, true, R), Err(IA));
     assert_eq!(t.vm_protect(0, 3 * P, false, NONE), Err(IA));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// A maximum failure on the last page of a range changes none of the earlier pages.
@@ -466,12 +528,12 @@ fn host_protect_failure_changes_no_page_of_the_range() {
     let rt = runtime();
     let t = spawn(&rt, "(memory 3)");
     assert_eq!(t.vm_protect(2 * P, P, true, R), Ok(()));
-    let before = snapshot(&t);
-    assert_eq!(before.regions, vec![rw(0, 2), region(2, 1, R, R)]);
+    let before = raw_snapshot(&t);
+    assert_eq!(t.regions(), vec![rw(0, 2), region(2, 1, R, R)]);
     assert_eq!(t.vm_protect(0, 3 * P, false, ALL), Err(PF));
     assert_eq!(t.vm_protect(0, 3 * P, true, W), Err(PF));
     assert_eq!(t.vm_protect(0, 3 * P, false, W), Err(PF));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// Wrap past 4 GiB is KERN_INVALID_ARGUMENT; a range past the declared maximum (inside
@@ -480,18 +542,18 @@ fn host_protect_failure_changes_no_page_of_the_range() {
 fn host_protect_range_errors_and_size_zero() {
     let rt = runtime();
     let t = spawn(&rt, "(memory 4 4)");
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_protect(LAST_PAGE, 2 * P, false, R), Err(IARG));
     assert_eq!(t.vm_protect(u32::MAX, 2, true, NONE), Err(IARG));
     assert_eq!(t.vm_protect(P, u32::MAX, false, R), Err(IARG));
     // pages 3 and 4: page 4 lies past the address space
     assert_eq!(t.vm_protect(3 * P, 2 * P, false, R), Err(IA));
     assert_eq!(t.vm_protect(0, u32::MAX, true, R), Err(IA));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
     for address in [0, 5 * P + 1, u32::MAX] {
         assert_eq!(t.vm_protect(address, 0, true, NONE), Ok(()), "{address:#x}");
     }
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// Raw protection bits outside ALL are KERN_INVALID_ARGUMENT, checked right after the port
@@ -502,8 +564,8 @@ fn mach_protect_bits_outside_all_are_invalid_argument() {
     let a = spawn(&rt, "(memory 1)");
     let b = spawn(&rt, "(memory 2)");
     let pb = a.insert_port(&b);
-    let before_a = snapshot(&a);
-    let before_b = snapshot(&b);
+    let before_a = raw_snapshot(&a);
+    let before_b = raw_snapshot(&b);
     for bits in [8, 0x10, 7 | 8, 0x8000_0000, u32::MAX] {
         for set_max in [false, true] {
             let m = a.mach();
@@ -522,8 +584,8 @@ fn mach_protect_bits_outside_all_are_invalid_argument() {
         Err(KernReturn::SendInvalidDest),
         "the port is checked before the bits"
     );
-    assert_eq!(snapshot(&a), before_a);
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&b), before_b);
     for bits in 0..=7 {
         assert_eq!(a.mach().vm_protect(pb, P, P, false, bits), Ok(()));
         let prot = VmProt::from_bits(bits).unwrap();
@@ -784,7 +846,7 @@ fn host_write_errors_change_nothing() {
     }
     t.vm_protect(P, P, false, R).unwrap();
     t.vm_deallocate(2 * P, P).unwrap();
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     let cases: [(u32, usize, KernReturn); 11] = [
         (0, P as usize + 1, IARG),
         (0, 1, IARG),
@@ -805,17 +867,17 @@ fn host_write_errors_change_nothing() {
             Err(code),
             "{address:#x} {len:#x}"
         );
-        assert_eq!(snapshot(&t), before);
+        assert_eq!(raw_snapshot(&t), before);
     }
     // an unallocated page before a read-only one: INVALID_ADDRESS
     t.vm_protect(3 * P, P, false, R).unwrap();
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_write(2 * P, &zeros(2)), Err(IA));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
     for address in [0, 1, 2 * P, u32::MAX] {
         assert_eq!(t.vm_write(address, &[]), Ok(()), "{address:#x}");
     }
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -869,9 +931,9 @@ fn host_copy_overlapping_is_memmove() {
         t.vm_read(0, 4 * P),
         Ok(cat(&[&pages[1], &pages[2], &pages[3], &pages[3]]))
     );
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_copy(P, 2 * P, P), Ok(()));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
 }
 
 /// Alignment first; then the whole source range (READ) before the destination (WRITE);
@@ -885,7 +947,7 @@ fn host_copy_checks_source_before_destination() {
     t.vm_deallocate(P, P).unwrap(); // page 1 unallocated
     t.vm_protect(2 * P, P, false, R).unwrap(); // page 2 read-only
     t.vm_protect(3 * P, P, false, NONE).unwrap(); // page 3 no access
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     let cases: [(u32, u32, u32, KernReturn); 12] = [
         (1, P, 0, IARG),
         (0, 1, 0, IARG),
@@ -907,11 +969,11 @@ fn host_copy_checks_source_before_destination() {
             "vm_copy({source:#x}, {count:#x}, {dest:#x})"
         );
     }
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
     for (source, dest) in [(0, 0), (1, 3), (P, 3 * P), (u32::MAX, u32::MAX)] {
         assert_eq!(t.vm_copy(source, 0, dest), Ok(()));
     }
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
     let p2 = t.vm_read(2 * P, P).unwrap();
     assert_eq!(
         t.vm_copy(2 * P, P, 0),
@@ -938,18 +1000,18 @@ fn cross_read_lands_in_a_new_first_fit_region_of_the_caller() {
     let b0 = fill(&b, 0, 1);
     let b1 = fill(&b, 1, 2);
     b.vm_protect(P, P, true, R).unwrap();
-    let before_b = snapshot(&b);
+    let before_b = raw_snapshot(&b);
 
     assert_eq!(a.mach().vm_read(pb, 0, 2 * P), Ok((P, 2 * P)));
     assert_eq!(a.regions(), vec![rw(0, 4)]);
     assert_eq!(a.vm_read(0, 3 * P), Ok(cat(&[&a0, &b0, &b1])));
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&b), before_b);
 
     assert_eq!(a.mach().vm_read(pb, P, P), Ok((4 * P, P)));
     assert_eq!(a.memory_pages(), 5);
     assert_eq!(a.regions(), vec![rw(0, 5)]);
     assert_eq!(a.vm_read(4 * P, P), Ok(b1));
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&b), before_b);
 }
 
 /// A's vm_read of itself through its self port copies into a new region of A.
@@ -977,7 +1039,7 @@ fn cross_read_errors_change_neither_task() {
     fill(&b, 0, 2);
     b.vm_protect(P, P, false, W).unwrap();
     b.vm_deallocate(2 * P, P).unwrap();
-    let (before_a, before_b) = (snapshot(&a), snapshot(&b));
+    let (before_a, before_b) = (raw_snapshot(&a), raw_snapshot(&b));
     let cases: [(u32, u32, KernReturn); 9] = [
         (1, P, IARG),
         (0, P + 1, IARG),
@@ -999,8 +1061,8 @@ fn cross_read_errors_change_neither_task() {
     for address in [0, 1, 2 * P, u32::MAX] {
         assert_eq!(a.mach().vm_read(pb, address, 0), Ok((0, 0)));
     }
-    assert_eq!(snapshot(&a), before_a);
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&b), before_b);
 }
 
 /// No room in the caller is KERN_NO_SPACE, checked after B's range; first fit needs
@@ -1014,10 +1076,10 @@ fn cross_read_without_room_in_the_caller_is_no_space() {
     fill(&a, 0, 1);
     fill(&a, 1, 2);
     let b1 = fill(&b, 1, 3);
-    let before = snapshot(&a);
+    let before = raw_snapshot(&a);
     assert_eq!(a.mach().vm_read(pb, 0, P), Err(NoSpace));
     assert_eq!(a.mach().vm_read(pb, 2 * P, P), Err(IA), "B's range first");
-    assert_eq!(snapshot(&a), before);
+    assert_eq!(raw_snapshot(&a), before);
     a.vm_deallocate(P, P).unwrap();
     assert_eq!(a.mach().vm_read(pb, P, P), Ok((P, P)));
     assert_eq!(a.vm_read(P, P), Ok(b1));
@@ -1027,9 +1089,9 @@ fn cross_read_without_room_in_the_caller_is_no_space() {
     let pb = c.insert_port(&b);
     c.vm_deallocate(P, P).unwrap();
     c.vm_deallocate(3 * P, P).unwrap();
-    let before = snapshot(&c);
+    let before = raw_snapshot(&c);
     assert_eq!(c.mach().vm_read(pb, 0, 2 * P), Err(NoSpace));
-    assert_eq!(snapshot(&c), before);
+    assert_eq!(raw_snapshot(&c), before);
 }
 
 /// vm_read_overwrite copies B's range over A's destination and returns the size.
@@ -1042,19 +1104,19 @@ fn cross_read_overwrite_copies_into_the_caller() {
     let a0 = fill(&a, 0, 1);
     let b0 = fill(&b, 0, 2);
     let b1 = fill(&b, 1, 3);
-    let before_b = snapshot(&b);
+    let before_b = raw_snapshot(&b);
     assert_eq!(a.mach().vm_read_overwrite(pb, 0, 2 * P, P), Ok(2 * P));
     assert_eq!(a.vm_read(0, 3 * P), Ok(cat(&[&a0, &b0, &b1])));
     assert_eq!(a.regions(), vec![rw(0, 3)]);
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&b), before_b);
     // a write-only destination is enough
     a.vm_protect(2 * P, P, false, W).unwrap();
     assert_eq!(a.mach().vm_read_overwrite(pb, 0, P, 2 * P), Ok(P));
     a.vm_protect(2 * P, P, false, R).unwrap();
     assert_eq!(a.vm_read(2 * P, P), Ok(b0));
-    let before_a = snapshot(&a);
+    let before_a = raw_snapshot(&a);
     assert_eq!(a.mach().vm_read_overwrite(pb, 1, 0, 3), Ok(0));
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&a), before_a);
 }
 
 /// Order: alignment of all three, then B's range, then A's destination range; failures
@@ -1070,7 +1132,7 @@ fn cross_read_overwrite_checks_target_then_caller_destination() {
     a.vm_protect(P, P, false, R).unwrap(); // A page 1 read-only
     a.vm_deallocate(2 * P, P).unwrap(); // A page 2 unallocated
     b.vm_protect(P, P, false, W).unwrap(); // B page 1 unreadable
-    let (before_a, before_b) = (snapshot(&a), snapshot(&b));
+    let (before_a, before_b) = (raw_snapshot(&a), raw_snapshot(&b));
     let cases: [(u32, u32, u32, KernReturn); 12] = [
         (1, P, 0, IARG),
         (0, P + 1, 0, IARG),
@@ -1092,13 +1154,13 @@ fn cross_read_overwrite_checks_target_then_caller_destination() {
             "({address:#x}, {size:#x}, {data:#x})"
         );
     }
-    assert_eq!(snapshot(&a), before_a);
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&b), before_b);
     // A's destination: page 0 fine, page 1 read-only
     b.vm_protect(P, P, false, RW).unwrap();
-    let before_a = snapshot(&a);
+    let before_a = raw_snapshot(&a);
     assert_eq!(a.mach().vm_read_overwrite(pb, 0, 2 * P, 0), Err(PF));
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&a), before_a);
 }
 
 /// vm_read_overwrite of the caller itself with overlapping ranges behaves as memmove.
@@ -1135,11 +1197,11 @@ fn cross_write_copies_the_callers_bytes_into_the_target() {
     let a1 = fill(&a, 1, 1);
     let a2 = fill(&a, 2, 2);
     let b0 = fill(&b, 0, 3);
-    let before_a = snapshot(&a);
+    let before_a = raw_snapshot(&a);
     assert_eq!(a.mach().vm_write(pb, P, P, 2 * P), Ok(()));
     assert_eq!(b.vm_read(0, 3 * P), Ok(cat(&[&b0, &a1, &a2])));
     assert_eq!(b.regions(), vec![rw(0, 3)]);
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&a), before_a);
 
     a.vm_protect(P, P, true, R).unwrap();
     b.vm_protect(2 * P, P, false, W).unwrap();
@@ -1163,7 +1225,7 @@ fn cross_write_checks_the_callers_buffer_first() {
     fill(&b, 0, 3);
     a.vm_protect(2 * P, P, false, W).unwrap(); // A page 2: write-only; pages 3, 4 unallocated
     b.vm_protect(P, P, false, R).unwrap(); // B page 1 read-only
-    let (before_a, before_b) = (snapshot(&a), snapshot(&b));
+    let (before_a, before_b) = (raw_snapshot(&a), raw_snapshot(&b));
     let cases: [(u32, u32, u32, KernReturn); 14] = [
         (1, 3 * P, P, SendInvalidMemory), // unallocated buffer beats misalignment
         (0, 2 * P, P, SendInvalidMemory), // buffer without READ
@@ -1187,11 +1249,11 @@ fn cross_write_checks_the_callers_buffer_first() {
             "vm_write(B, {address:#x}, {data:#x}, {count:#x})"
         );
     }
-    assert_eq!(snapshot(&a), before_a);
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&b), before_b);
     assert_eq!(a.mach().vm_write(pb, 1, 3 * P, 0), Ok(()));
     assert_eq!(a.mach().vm_write(pb, 5 * P, u32::MAX, 0), Ok(()));
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&b), before_b);
 }
 
 /// vm_copy through a port works inside B, memmove for overlap, source checked before
@@ -1203,7 +1265,7 @@ fn cross_copy_operates_inside_the_target() {
     let b = spawn(&rt, "(memory 4)");
     let pb = a.insert_port(&b);
     fill(&a, 0, 9);
-    let before_a = snapshot(&a);
+    let before_a = raw_snapshot(&a);
     let pages: Vec<Vec<u8>> = (0..4).map(|i| fill(&b, i, i as u8 + 1)).collect();
     assert_eq!(a.mach().vm_copy(pb, 0, P, 3 * P), Ok(()));
     assert_eq!(b.vm_read(3 * P, P), Ok(pages[0].clone()));
@@ -1212,17 +1274,17 @@ fn cross_copy_operates_inside_the_target() {
         b.vm_read(0, 4 * P),
         Ok(cat(&[&pages[0], &pages[0], &pages[1], &pages[0]]))
     );
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&a), before_a);
 
     b.vm_protect(P, P, false, W).unwrap();
-    let before_b = snapshot(&b);
+    let before_b = raw_snapshot(&b);
     assert_eq!(a.mach().vm_copy(pb, P, P, 5 * P), Err(PF), "source first");
     assert_eq!(a.mach().vm_copy(pb, 5 * P, P, P), Err(IA));
     assert_eq!(a.mach().vm_copy(pb, 0, P, 4 * P), Err(IA));
     assert_eq!(a.mach().vm_copy(pb, 0, P, P + 1), Err(IARG));
     assert_eq!(a.mach().vm_copy(pb, 5 * P, 0, 7), Ok(()));
-    assert_eq!(snapshot(&b), before_b);
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&a), before_a);
 }
 
 /// vm_allocate, vm_deallocate, vm_protect and vm_region through a port act on B's map and
@@ -1233,7 +1295,7 @@ fn cross_map_calls_act_on_the_target() {
     let a = spawn(&rt, "(memory 1)");
     let b = spawn(&rt, "(memory 1)");
     let pb = a.insert_port(&b);
-    let before_a = snapshot(&a);
+    let before_a = raw_snapshot(&a);
     let m = a.mach();
     assert_eq!(m.vm_allocate(pb, 0, P, true), Ok(P));
     assert_eq!(b.regions(), vec![rw(0, 2)]);
@@ -1252,7 +1314,7 @@ fn cross_map_calls_act_on_the_target() {
     assert_eq!(m.vm_deallocate(pb, LAST_PAGE, 2 * P), Err(IARG));
     assert_eq!(m.vm_protect(pb, LAST_PAGE, 2 * P, false, 0), Err(IARG));
     assert_eq!(b.regions(), vec![rw(0, 1), region(3, 1, R, R)]);
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&a), before_a);
 
     let limited = spawn(&rt, "(memory 1 4)");
     let pl = a.insert_port(&limited);
@@ -1260,7 +1322,7 @@ fn cross_map_calls_act_on_the_target() {
     assert_eq!(a.mach().vm_allocate(pl, 0, 4 * P, true), Err(NoSpace));
     assert_eq!(a.mach().vm_allocate(pl, 0, 3 * P, true), Ok(P));
     assert_eq!(limited.memory_pages(), 4);
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&a), before_a);
 }
 
 /// A vm_allocate by A on B that needs B's memory to grow succeeds while B is idle and is
@@ -1362,10 +1424,10 @@ fn quota_caps_vm_allocate() {
     let rt = runtime();
     let t = spawn_quota(&rt, "(memory 1)", 3);
     assert_eq!(t.vm_allocate(0, 2 * P, true), Ok(P));
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     assert_eq!(t.vm_allocate(0, P, true), Err(NoSpace));
     assert_eq!(t.vm_allocate(5 * P, P, false), Err(NoSpace));
-    assert_eq!(snapshot(&t), before);
+    assert_eq!(raw_snapshot(&t), before);
     assert_eq!(t.memory_pages(), 3);
     t.vm_deallocate(P, P).unwrap();
     assert_eq!(t.vm_allocate(5 * P, P, false), Ok(5 * P));
@@ -1400,9 +1462,9 @@ fn quota_caps_cross_read_into_the_caller() {
     let b = spawn(&rt, "(memory 3)");
     let pb = a.insert_port(&b);
     let b0 = fill(&b, 0, 1);
-    let before_a = snapshot(&a);
+    let before_a = raw_snapshot(&a);
     assert_eq!(a.mach().vm_read(pb, 0, 2 * P), Err(NoSpace));
-    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&a), before_a);
     assert_eq!(a.mach().vm_read(pb, 0, P), Ok((P, P)));
     assert_eq!(a.vm_read(P, P), Ok(b0));
     assert_eq!(a.mach().vm_read(pb, 0, P), Err(NoSpace));
@@ -1446,10 +1508,19 @@ fn spawning_with_initial_memory_above_the_quota_fails() {
     let rt = runtime();
     let four = rt.compile("(module (memory 4))").unwrap();
     let opts = |pages: u64| TaskOptions::default().max_memory(pages * P64);
-    assert!(rt.spawn_with(&four, &opts(3)).is_err());
-    assert!(
-        rt.spawn_with(&four, &TaskOptions::default().max_memory(4 * P64 - 1))
-            .is_err()
+    let refused = |module: &wasmach::TaskModule, options: &TaskOptions| {
+        format!("{:#}", rt.spawn_with(module, options).unwrap_err())
+    };
+    let message = |initial: u32, quota: u32| {
+        format!(
+            "the module's initial memory ({initial} pages) exceeds the task's memory limit ({quota} pages)"
+        )
+    };
+    assert_eq!(refused(&four, &opts(3)), message(4, 3));
+    // A quota is counted in whole pages, rounded down.
+    assert_eq!(
+        refused(&four, &TaskOptions::default().max_memory(4 * P64 - 1)),
+        message(4, 3)
     );
     let t = rt.spawn_with(&four, &opts(4)).expect("exactly the quota");
     assert_eq!(t.regions(), vec![rw(0, 4)]);
@@ -1460,7 +1531,7 @@ fn spawning_with_initial_memory_above_the_quota_fails() {
         .expect("empty memory, zero quota");
     assert_eq!(t.vm_allocate(0, P, true), Err(NoSpace));
     let one = rt.compile("(module (memory 1))").unwrap();
-    assert!(rt.spawn_with(&one, &opts(0)).is_err());
+    assert_eq!(refused(&one, &opts(0)), message(1, 0));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! bootstrap_look_up, "Task lifecycle"): names are capabilities, per namespace; a
 //! terminated task's names are dead everywhere.
 
-use wasmach::{KernReturn, PortName, Region, Runtime, Task};
+use wasmach::{KernReturn, PortName, Region, Runtime, Task, VmProt};
 
 use crate::common::*;
 
@@ -130,7 +130,7 @@ fn null_and_unknown_names_are_send_invalid_dest_for_every_call() {
     fill(&a, 0, 1);
     fill(&a, 1, 2);
     fill(&b, 0, 3);
-    let (before_a, before_b) = (snapshot(&a), snapshot(&b));
+    let (before_a, before_b) = (raw_snapshot(&a), raw_snapshot(&b));
     let names = [
         PortName::NULL,
         PortName(1),
@@ -148,8 +148,8 @@ fn null_and_unknown_names_are_send_invalid_dest_for_every_call() {
         assert!(name != pb && name != a.self_port());
         assert_dead(&a, name);
     }
-    assert_eq!(snapshot(&a), before_a);
-    assert_eq!(snapshot(&b), before_b);
+    assert_eq!(raw_snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&b), before_b);
     assert_eq!(PortName::NULL.raw(), 0);
 }
 
@@ -200,16 +200,16 @@ fn a_name_is_valid_only_in_its_own_namespace() {
     for t in [&a, &b, &c] {
         fill(t, 0, 1);
     }
-    let before: Vec<Snapshot> = [&a, &b, &c].map(snapshot).into();
+    let before: Vec<wasmach::DebugSnapshot> = [&a, &b, &c].map(raw_snapshot).into();
     assert_dead(&b, nb);
     assert_dead(&c, nb);
-    assert_eq!(before, [&a, &b, &c].map(snapshot));
+    assert_eq!(before, [&a, &b, &c].map(raw_snapshot));
 
     // C's own names act on C's peers, whatever their values
     let nca = c.insert_port(&a);
     assert_eq!(c.mach().vm_allocate(nca, 0, P, true), Ok(2 * P));
     assert_eq!(a.memory_pages(), 3, "C's name acted on A");
-    assert_eq!(snapshot(&b), before[1], "never on B");
+    assert_eq!(raw_snapshot(&b), before[1], "never on B");
     assert_eq!(a.mach().vm_allocate(nb, 0, P, true), Ok(2 * P));
     assert_eq!(b.memory_pages(), 3, "A's name still acts on B");
 }
@@ -328,7 +328,7 @@ fn bootstrap_look_up_from_a_guest() {
     );
     assert_eq!(server.vm_read(0, P), Ok(data));
 
-    let before = snapshot(&g);
+    let before = raw_snapshot(&g);
     let code = |ptr: u32, len: u32, out: u32| {
         g.call::<(i32, i32, i32), i32>("look_up", (ptr as i32, len as i32, out as i32))
             .unwrap()
@@ -340,7 +340,7 @@ fn bootstrap_look_up_from_a_guest() {
     assert_eq!(code(272, 6, 2 * P), 15, "lookup before the port pointer");
     assert_eq!(code(256, 6, 2 * P), 4, "known name, bad port pointer");
     assert_eq!(read_u32(&g, 24), 0xdead_beef);
-    assert_eq!(snapshot(&g), before);
+    assert_eq!(raw_snapshot(&g), before);
 }
 
 /// Shared body of the termination tests: `end` terminates B (by drop or terminate).
@@ -358,8 +358,16 @@ fn termination_kills_every_name(end: impl FnOnce(Task)) {
     fill(&a, 0, 1);
     fill(&a, 1, 2);
     fill(&b, 0, 3);
-    assert!(a.mach().vm_region(nb, 0).is_ok());
-    let (before_a, before_c, before_d) = (snapshot(&a), snapshot(&c), snapshot(&d));
+    assert_eq!(
+        a.mach().vm_region(nb, 0),
+        Ok(Region {
+            address: 0,
+            size: 2 * u64::from(P),
+            protection: VmProt::DEFAULT,
+            max_protection: VmProt::ALL,
+        })
+    );
+    let (before_a, before_c, before_d) = (raw_snapshot(&a), raw_snapshot(&c), raw_snapshot(&d));
 
     end(b);
 
@@ -367,9 +375,13 @@ fn termination_kills_every_name(end: impl FnOnce(Task)) {
     assert_dead(&c, cb);
     assert_eq!(a.mach().bootstrap_look_up("b"), Err(InvalidName));
     assert_eq!(c.mach().bootstrap_look_up("b"), Err(InvalidName));
-    assert_eq!(snapshot(&a), before_a, "the caller's state is unchanged");
-    assert_eq!(snapshot(&c), before_c);
-    assert_eq!(snapshot(&d), before_d);
+    assert_eq!(
+        raw_snapshot(&a),
+        before_a,
+        "the caller's state is unchanged"
+    );
+    assert_eq!(raw_snapshot(&c), before_c);
+    assert_eq!(raw_snapshot(&d), before_d);
     // other registrations and names live on
     assert_eq!(a.mach().bootstrap_look_up("d"), Ok(nd));
     assert_eq!(a.mach().vm_write(nd, 0, 0, P), Ok(()));
@@ -405,7 +417,7 @@ fn a_guest_sees_a_terminated_peer_as_dead() {
     let port = read_u32(&g, 16) as i32;
     fill(&g, 1, 4);
     server.terminate();
-    let before = snapshot(&g);
+    let before = raw_snapshot(&g);
     let dest = KernReturn::SendInvalidDest.code() as i32;
     assert_eq!(
         g.call::<(i32, i32, i32, i32), i32>("write", (port, 0, P as i32, P as i32))
@@ -426,7 +438,7 @@ fn a_guest_sees_a_terminated_peer_as_dead() {
         15
     );
     assert_eq!(read_u32(&g, 24), 0xdead_beef);
-    assert_eq!(snapshot(&g), before);
+    assert_eq!(raw_snapshot(&g), before);
 }
 
 /// Terminating one task leaves every other task's memory and map as they were, and names
@@ -447,10 +459,10 @@ fn terminating_a_task_does_not_affect_other_tasks() {
     let na = c.insert_port(&a);
     let nc = a.insert_port(&c);
     let _ = (a.insert_port(&b), b.insert_port(&a), b.insert_port(&c));
-    let (before_a, before_c) = (snapshot(&a), snapshot(&c));
+    let (before_a, before_c) = (raw_snapshot(&a), raw_snapshot(&c));
     b.terminate();
-    assert_eq!(snapshot(&a), before_a);
-    assert_eq!(snapshot(&c), before_c);
+    assert_eq!(raw_snapshot(&a), before_a);
+    assert_eq!(raw_snapshot(&c), before_c);
     assert_eq!(a.mach().vm_read(nc, 0, P), Ok((3 * P, P)));
     assert_eq!(a.vm_read(3 * P, P), c.vm_read(0, P));
     assert_eq!(c.mach().vm_write(na, 2 * P, 0, P), Ok(()));
@@ -531,5 +543,13 @@ fn a_dead_name_is_not_revived_by_a_new_task() {
     assert_eq!(a.insert_port(&b2), n2);
     assert_dead(&a, nb);
     assert_eq!(b2.memory_pages(), 2, "the dead name did not act on B2");
-    assert!(a.mach().vm_region(n2, 0).is_ok());
+    assert_eq!(
+        a.mach().vm_region(n2, 0),
+        Ok(Region {
+            address: 0,
+            size: 2 * u64::from(P),
+            protection: VmProt::DEFAULT,
+            max_protection: VmProt::ALL,
+        })
+    );
 }

@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmach::{GuestFault, Runtime, RuntimeOptions, Task, VmProt};
+use wasmach::{GuestFault, KernReturn, Runtime, RuntimeOptions, Task, VmProt};
 use wasmtime::Trap;
 
-use crate::common::{PAGE, pattern, runtime, snapshot};
+use crate::common::{PAGE, pattern, raw_snapshot, runtime, wait_until, word_at};
 
 const P: u32 = PAGE;
 
@@ -37,10 +37,13 @@ const GUEST: &str = r#"
   (func (export "init_active") (param i32 i32 i32)
     (memory.init $active (local.get 0) (local.get 1) (local.get 2)))
   (func (export "drop") (data.drop $passive))
-  ;; stores, copies and loads in the page at $addr until something stops it
+  ;; stores, copies and loads in the page at $addr until something stops it; after each
+  ;; round it counts the rounds done at CHURN_ROUNDS (in page 0), so the host can tell
+  ;; that it is inside its loop
   (func (export "churn") (param $addr i32)
     (local $i i32)
     (loop $forever
+      (i32.store (i32.const 0x40) (i32.shr_u (local.get $i) (i32.const 2)))
       (i32.store (i32.add (local.get $addr) (i32.and (local.get $i) (i32.const 0xfffc)))
                  (local.get $i))
       (memory.copy (i32.add (local.get $addr) (i32.const 0x8000)) (local.get $addr)
@@ -49,6 +52,9 @@ const GUEST: &str = r#"
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $forever))))
 "#;
+
+/// Where `churn` counts its rounds (page 0, which the test never protects).
+const CHURN_ROUNDS: u32 = 0x40;
 
 /// Page layout of the test task: 0 and 1 read-write, 2 unallocated, 3 read-only, 4 no
 /// access, 5 write-only, 6 execute-only, 7 read-write.
@@ -99,6 +105,11 @@ fn assert_guest_fault<T: std::fmt::Debug>(result: anyhow::Result<T>, fault: Gues
     assert_fault(Err::<T, _>(err), fault.address, &what);
 }
 
+/// The little-endian `u32` at `at` of `bytes`.
+fn word(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
 fn copy_fault(address: u32, write: bool) -> GuestFault {
     GuestFault {
         instruction: "memory.copy",
@@ -112,15 +123,21 @@ fn loads_and_stores_follow_the_table() {
     let rt = runtime();
     let t = layout(&rt);
     assert!(t.guest_protection());
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     // Allowed: read-write pages both ways, a read-only page for loads, a write-only page
     // both ways (an MMU cannot map a page write-only; see `GuestAccess`).
     assert_eq!(
         t.call::<u32, u32>("load8", P + 1).unwrap(),
         u32::from(pattern(1, 2)[1])
     );
-    assert!(t.call::<u32, u32>("load", READ_ONLY + 8).is_ok());
-    assert!(t.call::<u32, u32>("load", WRITE_ONLY).is_ok());
+    assert_eq!(
+        t.call::<u32, u32>("load", READ_ONLY + 8).unwrap(),
+        word(&pattern(3, 12), 8)
+    );
+    assert_eq!(
+        t.call::<u32, u32>("load", WRITE_ONLY).unwrap(),
+        word(&pattern(5, 4), 0)
+    );
     // Forbidden loads: unallocated, no access, execute-only; each names its address.
     for address in [FREED + 4, NO_ACCESS + 0x1234, EXECUTE_ONLY + P - 4] {
         assert_fault(t.call::<u32, u32>("load", address), address, "load");
@@ -139,7 +156,11 @@ fn loads_and_stores_follow_the_table() {
             "store",
         );
     }
-    assert_eq!(snapshot(&t), before, "a trapping access changed something");
+    assert_eq!(
+        raw_snapshot(&t),
+        before,
+        "a trapping access changed something"
+    );
     // The task lives on, and allowed stores work.
     t.call::<(u32, u32), ()>("store8", (WRITE_ONLY + 3, 0xAB))
         .unwrap();
@@ -151,7 +172,7 @@ fn loads_and_stores_follow_the_table() {
 fn memory_copy_is_checked_page_by_page_whatever_its_length() {
     let rt = runtime();
     let t = layout(&rt);
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     // Dynamic lengths: an unreadable source, an unwritable destination, a range that
     // crosses into a forbidden page (the first forbidden address is named).
     assert_guest_fault(
@@ -189,7 +210,11 @@ fn memory_copy_is_checked_page_by_page_whatever_its_length() {
         .unwrap_err();
     assert_eq!(err.downcast_ref::<Trap>(), Some(&Trap::MemoryOutOfBounds));
     assert!(err.downcast_ref::<GuestFault>().is_none(), "{err:#}");
-    assert_eq!(snapshot(&t), before, "a trapping copy changed something");
+    assert_eq!(
+        raw_snapshot(&t),
+        before,
+        "a trapping copy changed something"
+    );
 
     // Allowed: read-only to read-write, and an overlapping copy is a memmove.
     t.call::<(u32, u32, u32), ()>("copy", (0, READ_ONLY, 64))
@@ -212,7 +237,7 @@ fn memory_copy_is_checked_page_by_page_whatever_its_length() {
 fn memory_fill_and_init_are_checked_and_init_keeps_webassembly_s_segment_rules() {
     let rt = runtime();
     let t = layout(&rt);
-    let before = snapshot(&t);
+    let before = raw_snapshot(&t);
     let fill = |address, write| GuestFault {
         instruction: "memory.fill",
         address,
@@ -244,7 +269,7 @@ fn memory_fill_and_init_are_checked_and_init_keeps_webassembly_s_segment_rules()
         init(FREED + 100),
     );
     assert_eq!(
-        snapshot(&t),
+        raw_snapshot(&t),
         before,
         "a trapping fill or init changed something"
     );
@@ -342,7 +367,7 @@ fn protection_off_leaves_guests_to_webassembly_s_bounds() {
             .unwrap();
     }
     // ...while every host path still checks the table.
-    assert!(t.vm_read(NO_ACCESS, P).is_err());
+    assert_eq!(t.vm_read(NO_ACCESS, P), Err(KernReturn::ProtectionFailure));
 }
 
 #[test]
@@ -364,15 +389,27 @@ fn protection_changes_from_another_thread_stop_a_running_guest_with_a_trap() {
     let rt = Runtime::with_options(RuntimeOptions::default().epoch_interruption(true)).unwrap();
     let t = rt.spawn_bytes(GUEST).unwrap();
     let done = AtomicBool::new(false);
+    /// Stops the epoch thread when the test ends, also by a failed assertion.
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|s| {
         // A safety net: if a change did not bind the guest, the epoch stops it and the
-        // assertion below fails instead of the test hanging.
+        // assertion below fails instead of the test hanging. When the test ends it moves the
+        // epoch far enough to stop any guest still running, so that the scope can end.
         s.spawn(|| {
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(10));
                 rt.increment_epoch();
             }
+            for _ in 0..1000 {
+                rt.increment_epoch();
+            }
         });
+        let _stop = Stop(&done);
         let changes: [(&str, &TableChange); 4] = [
             ("vm_protect(READ)", &|t| {
                 t.vm_protect(P, P, false, VmProt::READ).unwrap()
@@ -387,23 +424,34 @@ fn protection_changes_from_another_thread_stop_a_running_guest_with_a_trap() {
         ];
         for round in 0..40 {
             let (what, change) = changes[round % changes.len()];
-            // Fresh page 1, read-write.
+            // Fresh page 1, read-write, and the round counter at 0.
             let _ = t.vm_deallocate(P, P);
             assert_eq!(t.vm_allocate(P, P, false), Ok(P));
+            let mut page0 = t.vm_read(0, P).unwrap();
+            page0[CHURN_ROUNDS as usize..][..4].fill(0);
+            t.vm_write(0, &page0).unwrap();
             t.set_epoch_deadline(500).unwrap();
             let runner = s.spawn(|| t.call::<u32, ()>("churn", P));
-            std::thread::sleep(Duration::from_micros(200 + 300 * (round as u64 % 7)));
+            // The change must land while the guest is inside its loop: wait until it has
+            // done two rounds of it (or stopped, which the assertions below report).
+            wait_until(Duration::from_secs(30), || {
+                runner.is_finished() || word_at(&t, CHURN_ROUNDS) >= 2
+            });
+            let rounds_before = word_at(&t, CHURN_ROUNDS);
+            let running = !runner.is_finished();
             change(&t);
-            let err = runner
-                .join()
-                .expect("no panic")
-                .expect_err("the guest stops");
+            let result = runner.join().expect("no panic");
+            assert!(
+                running && rounds_before >= 2,
+                "round {round}, {what}: the guest was not inside its loop when the table \
+                 changed ({rounds_before} rounds done, still running: {running})"
+            );
+            let err = result.expect_err("the guest stops");
             assert_eq!(
                 err.downcast_ref::<Trap>(),
                 Some(&Trap::MemoryOutOfBounds),
                 "round {round}, {what}: {err:#}"
             );
         }
-        done.store(true, Ordering::Relaxed);
     });
 }

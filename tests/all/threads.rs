@@ -789,8 +789,7 @@ fn bad_pointers_in_every_pointer_argument_give_codes_and_change_nothing() {
     let end = 2 * P;
     // Scratch: the vm_region in-pointer at 0x40 holds 0 (there is a region there).
     task.vm_write(P, &pattern(9, P as usize)).unwrap();
-    let snapshot = |t: &Task| (t.regions(), t.vm_read(0, 2 * P).unwrap(), t.memory_pages());
-    let before = snapshot(&task);
+    let before = raw_snapshot(&task);
     let bads = [u32::MAX, 0xFFFF_FFFC, end, end - 2];
     let mut cases: Vec<(&str, Vec<u32>, u32)> = Vec::new();
     for bad in bads {
@@ -906,8 +905,9 @@ fn bad_pointers_in_every_pointer_argument_give_codes_and_change_nothing() {
     ]);
     for (name, args, want) in &cases {
         assert_eq!(x(&task, name, args), *want, "{name}{args:x?}");
-        assert!(
-            snapshot(&task) == before,
+        assert_eq!(
+            raw_snapshot(&task),
+            before,
             "{name}{args:x?} changed the task"
         );
     }
@@ -926,18 +926,21 @@ fn dead_port_names_give_send_invalid_dest() {
     let rt = runtime();
     let body = format!(
         r#"{}
+  ;; reads the peer until a call fails; counts the successful reads at 0x60
   (func (export "read_until_fail") (param $port i32) (result i32)
     (local $code i32)
+    (i32.store (i32.const 0x60) (i32.const 0))
     (loop $l
       (local.set $code (call $vm_read_overwrite (local.get $port) (i32.const 0)
         (i32.const 65536) (i32.const 65536) (i32.const 0x44)))
+      (if (i32.eqz (local.get $code))
+        (then (i32.store (i32.const 0x60) (i32.add (i32.load (i32.const 0x60)) (i32.const 1)))))
       (br_if $l (i32.eqz (local.get $code))))
     (local.get $code))"#,
         passthrough_body()
     );
     let module = rt.compile(guest("(memory 2 4)", &body)).unwrap();
     let caller = rt.spawn(&module).unwrap();
-    let snapshot = |t: &Task| (t.regions(), t.vm_read(0, 2 * P).unwrap());
 
     // Died between the look-up and the calls.
     let peer = rt.spawn_bytes("(module (memory 2))").unwrap();
@@ -950,7 +953,7 @@ fn dead_port_names_give_send_invalid_dest() {
     );
     assert_eq!(x(&caller, "vm_read_overwrite", &[port, 0, P, P, 0x44]), 0);
     drop(peer);
-    let before = snapshot(&caller);
+    let before = raw_snapshot(&caller);
     let calls: [(&str, Vec<u32>); 8] = [
         ("vm_allocate", vec![port, 0x50, P, 1]),
         ("vm_deallocate", vec![port, 0, P]),
@@ -963,7 +966,7 @@ fn dead_port_names_give_send_invalid_dest() {
     ];
     for (name, args) in &calls {
         assert_eq!(x(&caller, name, args), SEND_INVALID_DEST, "{name}");
-        assert!(snapshot(&caller) == before, "{name} changed the caller");
+        assert_eq!(raw_snapshot(&caller), before, "{name} changed the caller");
     }
     assert_eq!(
         caller.mach().vm_read(PortName(port), 0, P),
@@ -984,12 +987,25 @@ fn dead_port_names_give_send_invalid_dest() {
             .try_into()
             .unwrap(),
     );
-    thread::scope(|s| {
+    // Zero the read counter, then let the guest read in its loop; the peer dies once the
+    // guest has read it twice (it is inside its loop), and the guest sees the dead name.
+    let mut page0 = caller.vm_read(0, P).unwrap();
+    page0[0x60..0x64].fill(0);
+    caller.vm_write(0, &page0).unwrap();
+    let (code, reads_before) = thread::scope(|s| {
         let h = s.spawn(|| caller.call::<i32, i32>("read_until_fail", port as i32));
-        thread::sleep(Duration::from_millis(20));
+        wait_until(Duration::from_secs(30), || {
+            h.is_finished() || word_at(&caller, 0x60) >= 2
+        });
+        let reads_before = word_at(&caller, 0x60);
         drop(peer);
-        assert_eq!(h.join().unwrap().unwrap() as u32, SEND_INVALID_DEST);
+        (h.join().unwrap().unwrap() as u32, reads_before)
     });
+    assert!(
+        reads_before >= 2,
+        "the guest was not reading in its loop when the peer died ({reads_before} reads)"
+    );
+    assert_eq!(code, SEND_INVALID_DEST);
     assert_eq!(x(&caller, "vm_read_overwrite", &[SELF, 0, P, P, 0x44]), 0);
 }
 
