@@ -3,17 +3,35 @@
 //! [`Mach`] call of the same name, so a component guest gets SPEC's semantics, codes and
 //! check order through the same kernel functions as a core guest; only the shapes differ:
 //! out-values are results, `vm-read` returns the bytes as a `list<u8>` (which the canonical
-//! ABI copies into the guest), and a failure is a `kern-error`.
+//! ABI copies into the guest), `bootstrap-look-up` takes the name as a `list<u8>`, and a
+//! failure is a `kern-error`.
+//!
+//! Bounded host work: the host holds no more of a component's data than SPEC lets the
+//! component hold.
+//! - `bootstrap-look-up` reads its name in place in the guest's memory, after checking its
+//!   length: a name longer than [`MAX_NAME_LEN`] bytes is `KERN_INVALID_ARGUMENT` before
+//!   any byte is read or copied, and so is a name that is not UTF-8 (the runtime answers;
+//!   a WIT `string` would have trapped in the canonical ABI instead).
+//! - `vm-read` of `size` bytes needs room for them in the caller, counted as a core
+//!   guest's `vm_read` counts its new region: if the caller's allocated pages plus
+//!   `size / page` would exceed its memory quota ([`TaskOptions::max_memory`]) or, without
+//!   one, its address space (the memory's declared maximum, else 4 GiB), the call is
+//!   `KERN_NO_SPACE`, decided after the port, argument and target checks (SPEC §3 rule 1.6)
+//!   and before the host allocates or copies anything. The room is counted in pages, not
+//!   where the guest's allocator puts the list.
 //!
 //! Growth: a component's memory has no wasmtime handle the host can grow, so the kernel
 //! grows it through the task's address space. Loads and stores see the new pages at once;
 //! wasmtime's own copy of the size (read by `memory.size` and the bulk-memory bounds
 //! checks) catches up at the guest's next `memory.grow`, so a guest that allocates past
 //! its memory's end and then uses `memory.copy` there runs `memory.grow(0)` first.
+//!
+//! [`TaskOptions::max_memory`]: crate::TaskOptions::max_memory
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::AsContext;
+use wasmtime::component::{HasSelf, Linker, WasmList};
 
-use crate::kern::{KernResult, KernReturn};
+use crate::kern::{KernResult, KernReturn, VM_PAGE_SIZE, VmProt as Prot};
 use crate::port::PortName;
 use crate::task::{Mach, TaskData};
 use crate::vm_map;
@@ -28,11 +46,69 @@ mod bindings {
 use bindings::wasmach::mach::types::{self, KernError, VmProt};
 use bindings::wasmach::mach::vm;
 
+/// The longest service name `bootstrap-look-up` accepts, in bytes (Mach's `name_t`,
+/// SPEC §4).
+pub(crate) const MAX_NAME_LEN: usize = 128;
+
+/// The instance `wit/mach.wit`'s interface `vm` is imported as.
+const VM_INSTANCE: &str = "wasmach:mach/vm@0.1.0";
+
 /// Defines the `wasmach:mach` interfaces in `linker`.
+///
+/// `bootstrap-look-up` is defined twice: by the generated bindings, whose lifted
+/// `Vec<u8>` would copy the whole list (as long as the guest's memory) before the runtime
+/// sees its length, and then over it by [`look_up_in_place`], which reads the name in
+/// place after checking its length.
 pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()> {
     types::add_to_linker::<TaskData, HasSelf<TaskData>>(linker, |data| data)?;
     vm::add_to_linker::<TaskData, HasSelf<TaskData>>(linker, |data| data)?;
+    linker.allow_shadowing(true);
+    let defined = linker
+        .instance(VM_INSTANCE)
+        .and_then(|mut vm| vm.func_wrap("bootstrap-look-up", look_up_in_place));
+    linker.allow_shadowing(false);
+    defined?;
     Ok(())
+}
+
+/// `bootstrap-look-up` as the linker defines it: the name stays in the guest's memory
+/// (wasmtime checked that the list lies inside it) until its length has passed; at most
+/// [`MAX_NAME_LEN`] bytes are copied.
+fn look_up_in_place(
+    store: wasmtime::StoreContextMut<'_, TaskData>,
+    (name,): (WasmList<u8>,),
+) -> wasmtime::Result<(Result<u32, KernError>,)> {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let result = match buf.get_mut(..name.len()) {
+        Some(bytes) => {
+            bytes.copy_from_slice(name.as_le_slice(store.as_context()));
+            look_up(store.data(), bytes)
+        }
+        None => refuse_name(store.data()),
+    };
+    Ok((result,))
+}
+
+/// SPEC §4 `bootstrap_look_up` for a name of at most [`MAX_NAME_LEN`] bytes: not UTF-8 →
+/// `KERN_INVALID_ARGUMENT`, else the kernel's look-up.
+fn look_up(data: &TaskData, name: &[u8]) -> Result<u32, KernError> {
+    match std::str::from_utf8(name) {
+        Ok(name) => wit(data.mach().bootstrap_look_up(name)).map(PortName::raw),
+        Err(_) => refuse_name(data),
+    }
+}
+
+/// A name refused before the kernel sees it: `KERN_INVALID_ARGUMENT`, logged as the
+/// kernel's calls are.
+fn refuse_name(data: &TaskData) -> Result<u32, KernError> {
+    let code = KernReturn::InvalidArgument;
+    crate::abi::trace_call(
+        "bootstrap_look_up",
+        Some(data.task.id),
+        None,
+        code.code() as i32,
+    );
+    Err(code.into())
 }
 
 impl From<KernReturn> for KernError {
@@ -84,6 +160,37 @@ impl TaskData {
     fn mach(&self) -> Mach<'_> {
         Mach::new(&self.task, true)
     }
+
+    /// Whether this task could gain `size` bytes of allocated pages within its memory
+    /// quota and its address space (the bound on a component's `vm-read`).
+    fn has_room_for(&self, size: u32) -> bool {
+        let pages = size.div_ceil(VM_PAGE_SIZE);
+        let state = self.task.space.lock();
+        u64::from(state.map.allocated_pages()) + u64::from(pages) <= u64::from(state.map.limit())
+            && self.task.space.quota_allows(&state.map, pages)
+    }
+
+    /// SPEC §3 rules 1.1 to 1.4 of `vm_read` (the checks the kernel makes before it looks
+    /// at the caller), without reading anything.
+    fn read_checks(&self, target: PortName, address: u32, size: u32) -> KernResult<()> {
+        // The port-space guard is released at the end of this statement.
+        let task = self
+            .task
+            .ports()
+            .lookup(target)
+            .ok_or(KernReturn::SendInvalidDest)?;
+        let state = task.space.lock();
+        if task.space.is_dead() {
+            return Err(KernReturn::SendInvalidDest);
+        }
+        if size == 0 {
+            return Ok(());
+        }
+        if !address.is_multiple_of(VM_PAGE_SIZE) || !size.is_multiple_of(VM_PAGE_SIZE) {
+            return Err(KernReturn::InvalidArgument);
+        }
+        state.map.check_access(address, size, Prot::READ)
+    }
 }
 
 impl types::Host for TaskData {}
@@ -123,7 +230,15 @@ impl vm::Host for TaskData {
     }
 
     fn vm_read(&mut self, target: u32, address: u32, size: u32) -> Result<Vec<u8>, KernError> {
-        wit(self.mach().vm_read_bytes(PortName(target), address, size))
+        let target = PortName(target);
+        if !self.has_room_for(size) {
+            // Space in the caller is checked last (SPEC §3 rule 1.6): an earlier failure
+            // decides. Nothing has been allocated or copied.
+            self.read_checks(target, address, size)
+                .map_err(KernError::from)?;
+            return Err(KernError::NoSpace);
+        }
+        wit(self.mach().vm_read_bytes(target, address, size))
     }
 
     fn vm_read_overwrite(
@@ -175,7 +290,10 @@ impl vm::Host for TaskData {
         self.mach().task_self().raw()
     }
 
-    fn bootstrap_look_up(&mut self, name: String) -> Result<u32, KernError> {
-        wit(self.mach().bootstrap_look_up(&name)).map(PortName::raw)
+    /// Never called: [`add_to_linker`] defines `bootstrap-look-up` over this with
+    /// [`look_up_in_place`], which does not copy the list first. Should that definition
+    /// ever be missing, every look-up fails with `KERN_FAILURE`, which the tests see.
+    fn bootstrap_look_up(&mut self, _name: Vec<u8>) -> Result<u32, KernError> {
+        Err(KernError::Failure)
     }
 }

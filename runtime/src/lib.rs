@@ -104,6 +104,16 @@
 //! ([`TaskOptions::max_memory`]), and every host allocation a guest can cause (a service
 //! name is at most 128 bytes). A call past a budget gets `KERN_RESOURCE_SHORTAGE` or
 //! `KERN_NO_SPACE` and changes nothing; no other task notices.
+//!
+//! A component's `vm-read` returns its bytes as a `list<u8>`, which the host holds before
+//! the canonical ABI copies it into the guest; it is bounded as a core guest's `vm_read`
+//! region is: if the caller's allocated pages plus `size / VM_PAGE_SIZE` would exceed its
+//! memory quota or, without one, its address space (its memory's declared maximum, else
+//! 4 GiB), the call is `KERN_NO_SPACE`, after the port, argument and target checks and
+//! before the host allocates anything. A component's `bootstrap-look-up` takes the name as
+//! bytes (`list<u8>`; a `string` would trap in the canonical ABI), so the runtime answers
+//! `KERN_INVALID_ARGUMENT` for a name over 128 bytes, before reading any byte of it, and
+//! for a name that is not UTF-8, as it does for core guests.
 
 #![deny(missing_docs)]
 

@@ -55,7 +55,7 @@ impl Guest for Component {
 export!(Component);
 
 fn run() -> Result<i64, Fail> {
-    let mailbox = vm::bootstrap_look_up(MAILBOX).map_err(kern)?;
+    let mailbox = vm::bootstrap_look_up(MAILBOX.as_bytes()).map_err(kern)?;
     let me = vm::mach_task_self();
 
     let address = vm::vm_allocate(me, 0, PAGE_SIZE, true).map_err(kern)?;
