@@ -31,7 +31,7 @@
 use wasmtime::AsContext;
 use wasmtime::component::{HasSelf, Linker, WasmList};
 
-use crate::kern::{KernResult, KernReturn, VM_PAGE_SIZE, VmProt as Prot};
+use crate::kern::{KernResult, KernReturn};
 use crate::port::PortName;
 use crate::task::{Mach, TaskData};
 use crate::vm_map;
@@ -48,7 +48,7 @@ use bindings::wasmach::mach::vm;
 
 /// The longest service name `bootstrap-look-up` accepts, in bytes (Mach's `name_t`,
 /// SPEC §4).
-pub(crate) const MAX_NAME_LEN: usize = 128;
+pub(crate) const MAX_NAME_LEN: usize = crate::kernel::MAX_SERVICE_NAME as usize;
 
 /// The instance `wit/mach.wit`'s interface `vm` is imported as.
 const VM_INSTANCE: &str = "wasmach:mach/vm@0.1.0";
@@ -160,37 +160,6 @@ impl TaskData {
     fn mach(&self) -> Mach<'_> {
         Mach::new(&self.task, true)
     }
-
-    /// Whether this task could gain `size` bytes of allocated pages within its memory
-    /// quota and its address space (the bound on a component's `vm-read`).
-    fn has_room_for(&self, size: u32) -> bool {
-        let pages = size.div_ceil(VM_PAGE_SIZE);
-        let state = self.task.space.lock();
-        u64::from(state.map.allocated_pages()) + u64::from(pages) <= u64::from(state.map.limit())
-            && self.task.space.quota_allows(&state.map, pages)
-    }
-
-    /// SPEC §3 rules 1.1 to 1.4 of `vm_read` (the checks the kernel makes before it looks
-    /// at the caller), without reading anything.
-    fn read_checks(&self, target: PortName, address: u32, size: u32) -> KernResult<()> {
-        // The port-space guard is released at the end of this statement.
-        let task = self
-            .task
-            .ports()
-            .lookup(target)
-            .ok_or(KernReturn::SendInvalidDest)?;
-        let state = task.space.lock();
-        if task.space.is_dead() {
-            return Err(KernReturn::SendInvalidDest);
-        }
-        if size == 0 {
-            return Ok(());
-        }
-        if !address.is_multiple_of(VM_PAGE_SIZE) || !size.is_multiple_of(VM_PAGE_SIZE) {
-            return Err(KernReturn::InvalidArgument);
-        }
-        state.map.check_access(address, size, Prot::READ)
-    }
 }
 
 impl types::Host for TaskData {}
@@ -230,15 +199,7 @@ impl vm::Host for TaskData {
     }
 
     fn vm_read(&mut self, target: u32, address: u32, size: u32) -> Result<Vec<u8>, KernError> {
-        let target = PortName(target);
-        if !self.has_room_for(size) {
-            // Space in the caller is checked last (SPEC §3 rule 1.6): an earlier failure
-            // decides. Nothing has been allocated or copied.
-            self.read_checks(target, address, size)
-                .map_err(KernError::from)?;
-            return Err(KernError::NoSpace);
-        }
-        wit(self.mach().vm_read_bytes(target, address, size))
+        wit(self.mach().vm_read_bytes(PortName(target), address, size))
     }
 
     fn vm_read_overwrite(

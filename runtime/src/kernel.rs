@@ -381,9 +381,20 @@ pub(crate) fn vm_read(
     Ok((data, size))
 }
 
-/// `vm_read` by the host: the data lands in a new `Vec`.
-pub(crate) fn vm_read_host(target: &TaskShared, address: u32, size: u32) -> KernResult<Vec<u8>> {
-    let maps = lock(None, target)?;
+/// `vm_read` into a new `Vec`: for the host (`room_in: None`), or for a component task
+/// (`room_in: Some(caller)`), whose bytes the canonical ABI then copies into its memory.
+///
+/// A component's read is bounded as a core guest's new region is: after the checks of
+/// `vm_read`, if the caller's allocated pages plus the range's would pass its memory quota
+/// or, without one, its address space, the call is `KERN_NO_SPACE` (rule 1.6), before
+/// anything is allocated or copied.
+pub(crate) fn vm_read_bytes(
+    room_in: Option<&TaskShared>,
+    target: &TaskShared,
+    address: u32,
+    size: u32,
+) -> KernResult<Vec<u8>> {
+    let maps = lock(room_in, target)?;
     if size == 0 {
         return Ok(Vec::new());
     }
@@ -391,6 +402,14 @@ pub(crate) fn vm_read_host(target: &TaskShared, address: u32, size: u32) -> Kern
         return Err(KernReturn::InvalidArgument);
     }
     maps.target().check_access(address, size, VmProt::READ)?;
+    if let Some(caller) = room_in {
+        let (map, pages) = (maps.caller(), size >> PAGE_SHIFT);
+        if u64::from(map.allocated_pages()) + u64::from(pages) > u64::from(map.limit())
+            || !caller.space.quota_allows(map, pages)
+        {
+            return Err(KernReturn::NoSpace);
+        }
+    }
     let mut data = Vec::with_capacity(size as usize);
     if size >= 2 * crate::memory::HUGE_PAGE as u32 {
         crate::memory::advise_huge_pages(data.spare_capacity_mut());

@@ -339,7 +339,7 @@ impl Task {
     /// `vm_read` from this task into a new host buffer.
     pub fn vm_read(&self, address: u32, size: u32) -> KernResult<Vec<u8>> {
         self.trace("vm_read", || {
-            kernel::vm_read_host(&self.shared, address, size)
+            kernel::vm_read_bytes(None, &self.shared, address, size)
         })
     }
 
@@ -517,7 +517,8 @@ impl<'t> Mach<'t> {
     }
 
     /// `vm_read` of `target` into a new host buffer (a component's `vm-read`, whose bytes
-    /// the canonical ABI then copies into the guest).
+    /// the canonical ABI then copies into the guest), bounded by the room in the calling
+    /// task (see [`kernel::vm_read_bytes`]).
     pub(crate) fn vm_read_bytes(
         &self,
         target: PortName,
@@ -525,7 +526,7 @@ impl<'t> Mach<'t> {
         size: u32,
     ) -> KernResult<Vec<u8>> {
         self.trace("vm_read", Some(target.raw()), || {
-            kernel::vm_read_host(&*self.target(target)?, address, size)
+            kernel::vm_read_bytes(Some(self.task), &*self.target(target)?, address, size)
         })
     }
 
