@@ -1,16 +1,21 @@
-//! Model-based fuzzing of the VM calls: the fuzzer's bytes seed the same generator as the
-//! test suite's proptest (`tests/all/map_model.rs`):
-//! random tasks, port classes (own, peer, null, unknown, dead), addresses near page and
-//! 4 GiB edges, sizes and protections, run through the runtime and through a plain model of
-//! SPEC, comparing codes, out-values, maps and memory contents after every step. A
-//! divergence panics, which libFuzzer reports with the input that caused it.
+//! Model-based fuzzing of the VM calls, with the test suite's generator
+//! (`tests/all/map_model.rs`): the fuzzer's input is decoded by the spec types' `Arbitrary`
+//! implementations (so libFuzzer's mutations stay close to the sequences they change and its
+//! coverage guidance works) into random steps through three doors (the host API, one task
+//! calling on another through `Task::mach()`, and a task's guest calling its `"mach"`
+//! imports with out-pointers anywhere in its own memory), port classes (own, peer, null,
+//! unknown, dead), addresses near page and 4 GiB edges, sizes and protections. Each step runs
+//! through the runtime and through a plain model of SPEC, comparing codes, out-values, maps
+//! and memory contents after every step. A divergence panics, which libFuzzer reports with
+//! the input that caused it (`cargo fuzz fmt vm_calls <input>` prints its steps).
 //!
 //! `cargo fuzz run vm_calls --sanitizer none` (from `fuzz/` or the repository root).
 
 #![no_main]
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use libfuzzer_sys::fuzz_target;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 // The test modules, shared as they are; the parts only the test suite uses are dead here.
 #[allow(dead_code)]
@@ -20,26 +25,20 @@ mod common;
 #[path = "../../tests/all/map_model.rs"]
 mod map_model;
 
-/// A 32-byte ChaCha seed from the fuzzer's bytes (FNV-1a, four lanes). A pass-through
-/// source that runs dry yields zeros for ever, on which rand's rejection sampling never
-/// terminates; a seeded stream never runs dry, and each input still maps to one sequence.
-fn seed(data: &[u8]) -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    for (lane, chunk) in seed.chunks_mut(8).enumerate() {
-        let h = data
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64 ^ lane as u64, |h, &b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            });
-        chunk.copy_from_slice(&h.to_le_bytes());
-    }
-    seed
-}
+/// Sequences run and calls made so far in this process (printed every 10 000 sequences, for
+/// a campaign's figures).
+static SEQUENCES: AtomicU64 = AtomicU64::new(0);
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
-fuzz_target!(|data: &[u8]| {
-    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed(data));
-    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
-    if let Err(divergence) = map_model::run_drawn_sequence(&mut runner) {
-        panic!("the runtime and the model diverge: {divergence}");
+fuzz_target!(|steps: map_model::Steps| {
+    match steps.run() {
+        Ok(calls) => {
+            let calls = CALLS.fetch_add(calls as u64, Ordering::Relaxed) + calls as u64;
+            let sequences = SEQUENCES.fetch_add(1, Ordering::Relaxed) + 1;
+            if sequences.is_multiple_of(10_000) {
+                eprintln!("vm_calls: {sequences} sequences, {calls} calls");
+            }
+        }
+        Err(divergence) => panic!("the runtime and the model diverge: {divergence}"),
     }
 });

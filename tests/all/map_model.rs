@@ -1,26 +1,40 @@
 //! Model-based property tests: random sequences of VM calls against a plain page model that
 //! implements SPEC.md's rules itself (check order of §3 rule 1, first fit, rounding,
-//! zero-fill, quota, memmove). The model never calls the runtime's `vm_map`.
+//! zero-fill, quota, memmove, out-pointers). The model never calls the runtime's `vm_map`.
 //!
-//! - `host_and_cross_task_calls_match_the_page_model` drives three tasks (a small declared
-//!   maximum, a small maximum with a quota, and no maximum so that 4 GiB is reachable)
-//!   through the host API and through `Task::mach()` (one task calling on another, on
-//!   itself, and through null, unknown and dead names). After every step it compares the
-//!   returned code or value, every task's whole map (`regions()`), every task's memory size
-//!   and the bytes of the pages the step touched (read by the guest itself, so that pages
-//!   without `READ` are compared too). At the end it compares every allocated page of the
-//!   small tasks and, in the 4 GiB task, every page holding data and both ends of every
-//!   region. Each sequence starts with a fixed prelude (regions of several protections,
-//!   with data) so that random steps meet a varied map; a step the model predicts to move
-//!   more than 1 MiB successfully (only possible in the 4 GiB task) is skipped.
+//! - `host_cross_task_and_guest_calls_match_the_page_model` drives three tasks (a small
+//!   declared maximum, a small maximum with a quota, and no maximum so that 4 GiB is
+//!   reachable) through three doors: the host API, `Task::mach()` (one task calling on
+//!   another, on itself, and through null, unknown and dead names), and the guest's own
+//!   `"mach"` imports (each task's module has a small interpreter export, `call`, that makes
+//!   the generated call with its out-pointers in the task's own memory, anywhere: writable,
+//!   read-only or unallocated pages, straddling two pages, past the memory). After every
+//!   step it compares the returned code and out-values, every task's whole map
+//!   (`regions()`), every task's memory size and the bytes of the pages the step touched
+//!   (out-pointers included; read by the guest itself, so that pages without `READ` are
+//!   compared too). At the end it compares every allocated page of the small tasks and, in
+//!   the 4 GiB task, every page holding data and both ends of every region. Each sequence
+//!   starts with a fixed prelude (regions of several protections, with data) so that random
+//!   steps meet a varied map; a step the model predicts to move more than 1 MiB
+//!   successfully (only possible in the 4 GiB task) is skipped.
 //! - `vm_map_matches_the_page_model` does the same directly on `wasmach::vm_map::VmMap`.
+//!
+//! One generator feeds both this file's properties and the fuzz target
+//! (`fuzz/fuzz_targets/vm_calls.rs`): the spec types implement [`Arbitrary`], so the fuzzer
+//! decodes its input into a sequence with `arbitrary::Unstructured` (keeping libFuzzer's
+//! coverage guidance), and proptest draws and shrinks a byte string that the same
+//! implementations decode ([`decoded`]). Proptest failures are kept in
+//! `tests/all/map_model.proptest-regressions` (replayed first on every run) and the failing
+//! seed is printed with the failure.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::sync::OnceLock;
 
+use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use wasmach::vm_map::{PageRange, VmMap};
 use wasmach::{KernResult, KernReturn, PortName, Region, Runtime, Task, TaskModule, TaskOptions};
 use wasmach::{MAX_PAGES, VmProt};
@@ -275,6 +289,32 @@ impl TaskModel {
         self.data.retain(|p, _| !(first..end).contains(p));
     }
 
+    /// Stores the little-endian `value` at `addr` (any alignment, may straddle two pages):
+    /// an out-value, or the guest's own store of an in-value.
+    fn store_u32(&mut self, addr: u32, value: u32) {
+        for (i, byte) in value.to_le_bytes().into_iter().enumerate() {
+            let a = u64::from(addr) + i as u64;
+            let page = self
+                .data
+                .entry(a / P)
+                .or_insert_with(|| vec![0; P as usize]);
+            page[(a % P) as usize] = byte;
+        }
+    }
+
+    /// The little-endian `u32` at `addr` (any alignment, below 4 GiB - 4).
+    fn load_u32(&self, addr: u32) -> u32 {
+        let mut bytes = [0u8; 4];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            let a = u64::from(addr) + i as u64;
+            *b = self
+                .data
+                .get(&(a / P))
+                .map_or(0, |page| page[(a % P) as usize]);
+        }
+        u32::from_le_bytes(bytes)
+    }
+
     fn quota_allows(&self, extra: u64) -> bool {
         self.quota.is_none_or(|q| self.map.allocated() + extra <= q)
     }
@@ -291,33 +331,94 @@ fn aligned(v: u32) -> bool {
     u64::from(v) % P == 0
 }
 
-/// `vm_allocate` (SPEC §4).
-fn model_allocate(t: &mut TaskModel, addr: u32, size: u32, anywhere: bool) -> KernResult<u32> {
+/// A guest call's pointers into its caller's memory (in the order of the call's
+/// parameters, an in-out pointer first); none for the host API and `Task::mach()`, which
+/// take and return values.
+#[derive(Clone, Copy)]
+struct Ptrs<'a> {
+    caller: usize,
+    at: &'a [u32],
+}
+
+impl Ptrs<'_> {
+    /// SPEC §3 rule 1.3 / 1.5: each of the pointers `which` (none without pointers) must be
+    /// 4 bytes of the caller's memory with `need` (`WRITE` for an out-pointer; an in-out
+    /// pointer is also read, which §5 allows only with `READ`), else
+    /// `KERN_INVALID_ARGUMENT`.
+    fn check(&self, m: &[TaskModel], which: Range<usize>, need: u8) -> KernResult<()> {
+        if self.at.is_empty() {
+            return Ok(());
+        }
+        for &p in &self.at[which] {
+            m[self.caller]
+                .map
+                .check_access(p, 4, need)
+                .map_err(|_| KernReturn::InvalidArgument)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `values` through the pointers from index `from` on (none without pointers).
+    fn write(&self, m: &mut [TaskModel], from: usize, values: &[u32]) {
+        for (&p, &v) in self.at.iter().skip(from).zip(values) {
+            m[self.caller].store_u32(p, v);
+        }
+    }
+
+    /// The in-value behind pointer `i`, or `value` without pointers.
+    fn read(&self, m: &[TaskModel], i: usize, value: u32) -> u32 {
+        self.at
+            .get(i)
+            .map_or(value, |&p| m[self.caller].load_u32(p))
+    }
+}
+
+/// `vm_allocate` (SPEC §4) on task `t`; with pointers, the address comes from and goes to
+/// `*ptrs[0]`.
+fn model_allocate(
+    m: &mut [TaskModel],
+    t: usize,
+    ptrs: Ptrs,
+    addr: u32,
+    size: u32,
+    anywhere: bool,
+) -> KernResult<u32> {
     if size == 0 {
+        // Rule 3: the out-value is still written.
+        ptrs.check(m, 0..1, 2)?;
+        ptrs.write(m, 0, &[0]);
         return Ok(0);
     }
     let count = u64::from(size).div_ceil(P);
     let fixed = if anywhere {
         None
     } else {
+        // Rule 1.3: the in-pointer, then the range.
+        ptrs.check(m, 0..1, 3)?;
+        let addr = ptrs.read(m, 0, addr);
         let first = u64::from(addr) / P;
-        if first + count > t.map.limit() {
+        if first + count > m[t].map.limit() {
             return Err(KernReturn::InvalidAddress);
         }
-        if t.map.any_allocated(first, first + count) {
+        if m[t].map.any_allocated(first, first + count) {
             return Err(KernReturn::NoSpace);
         }
         Some(first)
     };
-    if !t.quota_allows(count) {
+    if anywhere {
+        ptrs.check(m, 0..1, 2)?; // rule 1.5
+    }
+    if !m[t].quota_allows(count) {
         return Err(KernReturn::NoSpace);
     }
     let first = match fixed {
         Some(f) => f,
-        None => t.map.find_free(count).ok_or(KernReturn::NoSpace)?,
+        None => m[t].map.find_free(count).ok_or(KernReturn::NoSpace)?,
     };
-    t.allocate(first, first + count);
-    Ok((first * P) as u32)
+    m[t].allocate(first, first + count);
+    let start = (first * P) as u32;
+    ptrs.write(m, 0, &[start]);
+    Ok(start)
 }
 
 /// `vm_deallocate` (SPEC §4).
@@ -450,6 +551,13 @@ enum Door {
     Host(usize),
     /// `tasks[caller].mach()` on a port.
     Mach(usize, PortSel),
+    /// Task `caller`'s guest calls the `"mach"` import on a port, with its pointers at
+    /// `out`, `out + 4`, `out + 8`, ... in its own memory (see [`guest_ptrs`]).
+    Guest {
+        caller: usize,
+        port: PortSel,
+        out: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -515,63 +623,167 @@ const HOST_BUF_MAX: u64 = 32 * P;
 /// possible in the 4 GiB task), to keep transfers small.
 const TRANSFER_MAX: u64 = 16 * P;
 
-fn addr_spec() -> impl Strategy<Value = AddrSpec> {
-    (
-        prop_oneof![8 => Just(0u8), 2 => Just(1), 1 => Just(2), 1 => Just(3)],
-        any::<u32>(),
-        prop_oneof![8 => Just(0u8), 1 => Just(1), 1 => Just(2), 1 => Just(3)],
-    )
-        .prop_map(|(kind, n, off)| AddrSpec { kind, n, off })
+/// The declared maximum of each task of the sequence, in pages (see [`setup`]).
+const LIMITS: [u32; 3] = [24, 16, MAX_PAGES];
+
+/// The most random steps in one sequence.
+const MAX_STEPS: usize = 40;
+
+/// The longest byte string proptest decodes into a sequence: about 25 bytes a step, so a
+/// sequence has 20 steps on average and at most [`MAX_STEPS`].
+const STEPS_BYTES_MAX: usize = 1024;
+
+// Generation: the spec types implement `Arbitrary`, so that one generator serves the fuzz
+// target (which decodes libFuzzer's input) and the proptests (through [`decoded`]).
+
+/// An index into `weights`, chosen with those weights (the first one when the input is
+/// exhausted, so that short inputs give simple cases).
+fn pick(u: &mut Unstructured<'_>, weights: &[u32]) -> arbitrary::Result<usize> {
+    let total: u32 = weights.iter().sum();
+    let mut x = u.int_in_range(0..=total - 1)?;
+    for (i, &w) in weights.iter().enumerate() {
+        if x < w {
+            return Ok(i);
+        }
+        x -= w;
+    }
+    unreachable!("x < total")
 }
 
-fn size_spec() -> impl Strategy<Value = SizeSpec> {
-    (
-        prop_oneof![12 => Just(0u8), 2 => Just(1), 1 => Just(2), 1 => Just(3)],
-        any::<u32>(),
-        prop_oneof![10 => Just(0u8), 1 => Just(1), 1 => Just(2)],
-    )
-        .prop_map(|(kind, n, off)| SizeSpec { kind, n, off })
+impl<'a> Arbitrary<'a> for AddrSpec {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(AddrSpec {
+            kind: pick(u, &[8, 2, 1, 1])? as u8,
+            n: u.arbitrary()?,
+            off: pick(u, &[8, 1, 1, 1])? as u8,
+        })
+    }
 }
 
-fn prot_bits() -> impl Strategy<Value = u32> {
-    prop_oneof![12 => 0u32..8, 1 => Just(8u32), 1 => Just(0x13), 1 => Just(u32::MAX)]
+impl<'a> Arbitrary<'a> for SizeSpec {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(SizeSpec {
+            kind: pick(u, &[12, 2, 1, 1])? as u8,
+            n: u.arbitrary()?,
+            off: pick(u, &[10, 1, 1])? as u8,
+        })
+    }
 }
 
-fn door() -> impl Strategy<Value = Door> {
-    let port = prop_oneof![
-        8 => (0usize..3).prop_map(PortSel::Peer),
-        1 => Just(PortSel::Null),
-        1 => prop_oneof![Just(0x104u32), Just(0x7703), Just(u32::MAX)].prop_map(PortSel::Bogus),
-        1 => Just(PortSel::Dead),
-    ];
-    prop_oneof![
-        3 => (0usize..3).prop_map(Door::Host),
-        2 => (0usize..2, port).prop_map(|(c, p)| Door::Mach(c, p)),
-    ]
+/// Protection bits: mostly valid, sometimes with bits outside `ALL`.
+fn prot_bits(u: &mut Unstructured<'_>) -> arbitrary::Result<u32> {
+    Ok(match pick(u, &[12, 1, 1, 1])? {
+        0 => u.int_in_range(0..=7)?,
+        1 => 8,
+        2 => 0x13,
+        _ => u32::MAX,
+    })
 }
 
-fn op_spec() -> impl Strategy<Value = OpSpec> {
-    prop_oneof![
-        3 => (addr_spec(), size_spec(), any::<bool>()).prop_map(|(a, s, w)| OpSpec::Allocate(a, s, w)),
-        2 => (addr_spec(), size_spec()).prop_map(|(a, s)| OpSpec::Deallocate(a, s)),
-        2 => (addr_spec(), size_spec(), any::<bool>(), prot_bits())
-            .prop_map(|(a, s, m, p)| OpSpec::Protect(a, s, m, p)),
-        2 => (addr_spec(), size_spec()).prop_map(|(a, s)| OpSpec::Read(a, s)),
-        2 => (addr_spec(), size_spec(), addr_spec()).prop_map(|(a, s, d)| OpSpec::ReadOverwrite(a, s, d)),
-        2 => (addr_spec(), size_spec(), addr_spec(), any::<u8>())
-            .prop_map(|(a, s, d, seed)| OpSpec::Write(a, s, d, seed)),
-        2 => (addr_spec(), size_spec(), addr_spec()).prop_map(|(a, s, d)| OpSpec::Copy(a, s, d)),
-        2 => (addr_spec(), size_spec(), -2i8..=2).prop_map(|(a, s, k)| OpSpec::CopyNear(a, s, k)),
-        1 => addr_spec().prop_map(OpSpec::Region),
-    ]
+impl<'a> Arbitrary<'a> for PortSel {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[8, 1, 1, 1])? {
+            0 => PortSel::Peer(u.int_in_range(0..=2)?),
+            1 => PortSel::Null,
+            2 => PortSel::Bogus([0x104, 0x7703, u32::MAX][u.int_in_range(0..=2)?]),
+            _ => PortSel::Dead,
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Door {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[3, 2, 3])? {
+            0 => Door::Host(u.int_in_range(0..=2)?),
+            1 => Door::Mach(u.int_in_range(0..=1)?, u.arbitrary()?),
+            _ => {
+                let caller = u.int_in_range(0..=2)?;
+                let port = u.arbitrary()?;
+                // Mostly a word of page 0 (allocated and writable at the start); else
+                // anywhere an address can be (other pages, unaligned, straddling two
+                // pages, past the memory, near 4 GiB); or 1 to 4 words below a page
+                // boundary, so that the first pointers and the last ones are on
+                // different pages.
+                let limit = u64::from(LIMITS[caller]);
+                let out = match pick(u, &[3, 2, 2])? {
+                    0 => u32::from(u.arbitrary::<u16>()?) & !3,
+                    1 => AddrSpec::arbitrary(u)?.resolve(limit),
+                    _ => {
+                        let boundary = AddrSpec::arbitrary(u)?.resolve(limit) & !(PAGE - 1);
+                        boundary.wrapping_sub(4 * u.int_in_range(1..=4)?)
+                    }
+                };
+                Door::Guest { caller, port, out }
+            }
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for OpSpec {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[3, 2, 2, 2, 2, 2, 2, 2, 2])? {
+            0 => OpSpec::Allocate(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?),
+            1 => OpSpec::Deallocate(u.arbitrary()?, u.arbitrary()?),
+            2 => OpSpec::Protect(
+                u.arbitrary()?,
+                u.arbitrary()?,
+                u.arbitrary()?,
+                prot_bits(u)?,
+            ),
+            3 => OpSpec::Read(u.arbitrary()?, u.arbitrary()?),
+            4 => OpSpec::ReadOverwrite(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?),
+            5 => OpSpec::Write(
+                u.arbitrary()?,
+                u.arbitrary()?,
+                u.arbitrary()?,
+                u.arbitrary()?,
+            ),
+            6 => OpSpec::Copy(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?),
+            7 => OpSpec::CopyNear(u.arbitrary()?, u.arbitrary()?, u.int_in_range(-2..=2)?),
+            _ => OpSpec::Region(u.arbitrary()?),
+        })
+    }
+}
+
+/// The random part of a sequence: 1 to [`MAX_STEPS`] steps, each a door (host API on a
+/// task, a task acting through a port name of any class, or a task's guest calling through
+/// a port name of any class) and a call with its arguments. Decoding takes steps while
+/// input is left.
+#[derive(Clone, Debug)]
+pub(crate) struct Steps(Vec<(Door, OpSpec)>);
+
+impl<'a> Arbitrary<'a> for Steps {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut steps = vec![(u.arbitrary()?, u.arbitrary()?)];
+        while !u.is_empty() && steps.len() < MAX_STEPS {
+            steps.push((u.arbitrary()?, u.arbitrary()?));
+        }
+        Ok(Steps(steps))
+    }
+}
+
+/// A proptest strategy for `T`, decoded by its [`Arbitrary`] implementation from a byte
+/// string of fewer than `max_len` bytes that proptest draws and shrinks.
+fn decoded<T>(max_len: usize) -> impl Strategy<Value = T>
+where
+    T: for<'a> Arbitrary<'a> + fmt::Debug,
+{
+    prop::collection::vec(any::<u8>(), 0..max_len).prop_map(|bytes| {
+        T::arbitrary_take_rest(Unstructured::new(&bytes)).expect("the spec types decode any bytes")
+    })
 }
 
 /// The task a door acts on (`None`: the port names nothing), and the calling task.
 fn parties(door: Door) -> (Option<usize>, Option<usize>) {
     match door {
         Door::Host(t) => (Some(t), None),
-        Door::Mach(c, PortSel::Peer(t)) => (Some(t), Some(c)),
-        Door::Mach(c, _) => (None, Some(c)),
+        Door::Mach(c, PortSel::Peer(t))
+        | Door::Guest {
+            caller: c,
+            port: PortSel::Peer(t),
+            ..
+        } => (Some(t), Some(c)),
+        Door::Mach(c, _) | Door::Guest { caller: c, .. } => (None, Some(c)),
     }
 }
 
@@ -695,6 +907,16 @@ enum Outcome {
     /// `mach().vm_read`.
     Pair(KernResult<(u32, u32)>),
     Region(KernResult<Region>),
+    /// A guest call: whether the guest's own store of the in-value went through (for a
+    /// fixed `vm_allocate` and `vm_region`), and the code with the out-values read back
+    /// from the guest's pointers after a success.
+    Guest {
+        stored: Option<bool>,
+        result: KernResult<Vec<u32>>,
+    },
+    /// The runtime did something no model outcome describes (a trap out of a call, an
+    /// unknown code); never equal to a model outcome.
+    Broken(String),
 }
 
 /// The data of a host `vm_write`: no two pages alike (unlike `pattern`, whose period
@@ -708,57 +930,174 @@ fn bytes_for(seed: u8, len: u32) -> Vec<u8> {
 /// The sentinel the host buffers of `vm_read_overwrite` start filled with.
 const SENTINEL: u8 = 0xA5;
 
-/// Runs `op` through `door` on the model. Changes the model only on success.
-fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
-    let (target, caller) = parties(door);
-    let Some(t) = target else {
-        let e = KernReturn::SendInvalidDest;
-        return match op {
-            Op::Allocate { .. } => Outcome::Addr(Err(e)),
-            Op::Read { .. } => Outcome::Pair(Err(e)),
-            Op::ReadOverwrite { .. } => Outcome::Addr(Err(e)),
-            Op::Region { .. } => Outcome::Region(Err(e)),
-            _ => Outcome::Unit(Err(e)),
+/// What a successful call gives its caller.
+#[derive(Clone, Debug)]
+enum Reply {
+    Done,
+    /// An address (`vm_allocate`) or a size (`vm_read_overwrite`).
+    Value(u32),
+    /// `vm_read`'s data address and count.
+    Pair(u32, u32),
+    Region(Region),
+}
+
+/// The largest region size a guest's 32-bit out-value carries. SPEC §4 does not say what
+/// `vm_region` writes for a 4 GiB region (all 65536 pages alike); the runtime documents
+/// that it reports one page short, and the model follows it.
+const MAX_GUEST_REGION: u64 = (u32::MAX - (PAGE - 1)) as u64;
+
+impl Reply {
+    /// The out-values a guest finds behind its pointers, in parameter order.
+    fn guest_values(&self) -> Vec<u32> {
+        match *self {
+            Reply::Done => Vec::new(),
+            Reply::Value(v) => vec![v],
+            Reply::Pair(a, b) => vec![a, b],
+            Reply::Region(r) => vec![
+                r.address,
+                r.size.min(MAX_GUEST_REGION) as u32,
+                r.protection.bits(),
+                r.max_protection.bits(),
+            ],
+        }
+    }
+}
+
+/// The outcome of `op` through `door` when the call gives `r`: the guest door sees codes
+/// and out-values, the host API and `Task::mach()` see Rust values.
+fn outcome(door: Door, op: &Op, stored: Option<bool>, r: KernResult<Reply>) -> Outcome {
+    if let Door::Guest { .. } = door {
+        return Outcome::Guest {
+            stored,
+            result: r.map(|reply| reply.guest_values()),
         };
+    }
+    let value = |reply| match reply {
+        Reply::Value(v) => v,
+        other => unreachable!("{other:?} is not a value"),
+    };
+    match op {
+        Op::Allocate { .. } | Op::ReadOverwrite { .. } => Outcome::Addr(r.map(value)),
+        Op::Read { .. } => Outcome::Pair(r.map(|reply| match reply {
+            Reply::Pair(a, b) => (a, b),
+            other => unreachable!("{other:?} is not a pair"),
+        })),
+        Op::Region { .. } => Outcome::Region(r.map(|reply| match reply {
+            Reply::Region(region) => region,
+            other => unreachable!("{other:?} is not a region"),
+        })),
+        _ => Outcome::Unit(r.map(drop)),
+    }
+}
+
+/// A guest call as the interpreter export `call` of [`model_guest`] takes it: the number
+/// it dispatches on, the import's parameters after the port (SPEC §4's order), how many
+/// pointers into the caller's memory it passes (an in-out pointer first), and the in-value
+/// the guest stores behind the first pointer before the call.
+struct GuestCall {
+    num: u32,
+    args: [u32; 4],
+    ptrs: usize,
+    in_value: Option<u32>,
+}
+
+fn guest_call(op: &Op, out: u32) -> GuestCall {
+    let p = |i: u32| out.wrapping_add(4 * i);
+    let call = |num, args, ptrs, in_value| GuestCall {
+        num,
+        args,
+        ptrs,
+        in_value,
     };
     match *op {
         Op::Allocate {
             addr,
             size,
             anywhere,
-        } => Outcome::Addr(model_allocate(&mut m[t], addr, size, anywhere)),
-        Op::Deallocate { addr, size } => Outcome::Unit(model_deallocate(&mut m[t], addr, size)),
+        } => call(
+            0,
+            [p(0), size, u32::from(anywhere), 0],
+            1,
+            (!anywhere).then_some(addr),
+        ),
+        Op::Deallocate { addr, size } => call(1, [addr, size, 0, 0], 0, None),
         Op::Protect {
             addr,
             size,
             set_max,
             prot,
-        } => Outcome::Unit(model_protect(&mut m[t], addr, size, set_max, prot)),
-        Op::Copy { src, count, dst } => Outcome::Unit(model_copy(&mut m[t], src, count, dst)),
-        Op::Region { addr } => Outcome::Region(m[t].map.region(addr).ok_or(KernReturn::NoSpace)),
+        } => call(2, [addr, size, u32::from(set_max), prot], 0, None),
+        Op::Read { addr, size } => call(3, [addr, size, p(0), p(1)], 2, None),
+        Op::ReadOverwrite { addr, size, data } => call(4, [addr, size, data, p(0)], 1, None),
+        Op::Write {
+            addr, count, data, ..
+        } => call(5, [addr, data, count, 0], 0, None),
+        Op::Copy { src, count, dst } => call(6, [src, count, dst, 0], 0, None),
+        Op::Region { addr } => call(7, [p(0), p(1), p(2), p(3)], 4, Some(addr)),
+    }
+}
+
+/// The pointers a guest call passes: `out`, `out + 4`, ... (never overlapping each other).
+fn guest_ptrs(op: &Op, out: u32) -> Vec<u32> {
+    (0..guest_call(op, out).ptrs as u32)
+        .map(|i| out.wrapping_add(4 * i))
+        .collect()
+}
+
+/// Runs `op` through `door` on the model. Changes the model only on success (and by the
+/// guest's own store of an in-value, which is not part of the call).
+fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
+    let (target, caller) = parties(door);
+    let (ptrs, stored) = match door {
+        Door::Guest { caller, out, .. } => {
+            let ptrs = guest_ptrs(op, out);
+            // SPEC §5: the guest's store traps unless its 4 bytes are allocated with WRITE.
+            let stored = guest_call(op, out).in_value.map(|v| {
+                let ok = m[caller].map.check_access(ptrs[0], 4, 2).is_ok();
+                if ok {
+                    m[caller].store_u32(ptrs[0], v);
+                }
+                ok
+            });
+            (ptrs, stored)
+        }
+        _ => (Vec::new(), None),
+    };
+    let ptrs = Ptrs {
+        caller: caller.unwrap_or(0),
+        at: &ptrs,
+    };
+    let Some(t) = target else {
+        return outcome(door, op, stored, Err(KernReturn::SendInvalidDest));
+    };
+    let r = match *op {
+        Op::Allocate {
+            addr,
+            size,
+            anywhere,
+        } => model_allocate(m, t, ptrs, addr, size, anywhere).map(Reply::Value),
+        Op::Deallocate { addr, size } => {
+            model_deallocate(&mut m[t], addr, size).map(|()| Reply::Done)
+        }
+        Op::Protect {
+            addr,
+            size,
+            set_max,
+            prot,
+        } => model_protect(&mut m[t], addr, size, set_max, prot).map(|()| Reply::Done),
+        Op::Copy { src, count, dst } => {
+            model_copy(&mut m[t], src, count, dst).map(|()| Reply::Done)
+        }
+        Op::Region { addr } => model_region(m, t, ptrs, addr).map(Reply::Region),
         Op::Read { addr, size } => match caller {
-            None => Outcome::Bytes(if size == 0 {
-                Ok(Blob(Vec::new()))
-            } else {
-                model_read_checks(&m[t], addr, size).map(|()| Blob(m[t].read(addr, size)))
-            }),
-            Some(c) => Outcome::Pair((|| {
-                if size == 0 {
-                    return Ok((0, 0));
-                }
-                model_read_checks(&m[t], addr, size)?;
-                let count = u64::from(size) / P;
-                if !m[c].quota_allows(count) {
-                    return Err(KernReturn::NoSpace);
-                }
-                let first = m[c].map.find_free(count).ok_or(KernReturn::NoSpace)?;
-                // The snapshot is taken before the caller's map changes.
-                let pages = m[t].snapshot(addr, size);
-                m[c].allocate(first, first + count);
-                let data = (first * P) as u32;
-                m[c].put(data, size, pages);
-                Ok((data, size))
-            })()),
+            None => {
+                return Outcome::Bytes(if size == 0 {
+                    Ok(Blob(Vec::new()))
+                } else {
+                    model_read_checks(&m[t], addr, size).map(|()| Blob(m[t].read(addr, size)))
+                });
+            }
+            Some(c) => model_read(m, t, c, ptrs, addr, size).map(|(a, s)| Reply::Pair(a, s)),
         },
         Op::ReadOverwrite { addr, size, data } => match caller {
             None => {
@@ -771,57 +1110,125 @@ fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
                     Ok(_) => m[t].read(addr, size),
                     Err(_) => vec![SENTINEL; size as usize],
                 };
-                Outcome::Overwrite(r, Blob(buf))
+                return Outcome::Overwrite(r, Blob(buf));
             }
-            Some(c) => Outcome::Addr((|| {
-                if size == 0 {
-                    return Ok(0);
-                }
-                if !aligned(data) {
-                    return Err(KernReturn::InvalidArgument);
-                }
-                model_read_checks(&m[t], addr, size)?;
-                m[c].map.check_access(data, size, 2)?;
-                let pages = m[t].snapshot(addr, size);
-                m[c].put(data, size, pages);
-                Ok(size)
-            })()),
+            Some(c) => model_read_overwrite(m, t, c, ptrs, addr, size, data).map(Reply::Value),
         },
         Op::Write {
             addr,
             count,
             data,
             seed,
-        } => Outcome::Unit((|| {
-            if count == 0 {
-                return Ok(());
-            }
-            let bytes = match caller {
-                None => bytes_for(seed, count),
-                Some(c) => {
-                    m[c].map
-                        .check_access(data, count, 1)
-                        .map_err(|_| KernReturn::SendInvalidMemory)?;
-                    if !aligned(data) {
-                        return Err(KernReturn::InvalidArgument);
-                    }
-                    Vec::new()
-                }
-            };
-            if !aligned(addr) || !aligned(count) {
-                return Err(KernReturn::InvalidArgument);
-            }
-            m[t].map.check_access(addr, count, 2)?;
-            match caller {
-                None => m[t].write(addr, &bytes),
-                Some(c) => {
-                    let pages = m[c].snapshot(data, count);
-                    m[t].put(addr, count, pages);
-                }
-            }
-            Ok(())
-        })()),
+        } => model_write(m, t, caller, addr, count, data, seed).map(|()| Reply::Done),
+    };
+    outcome(door, op, stored, r)
+}
+
+/// `vm_region` (SPEC §4); with pointers, the address comes from `*ptrs[0]` and the region
+/// goes to `ptrs[0..4]`. The in-pointer is checked first (rule 1.3, as for a fixed
+/// `vm_allocate`), then the target's map (no region: `KERN_NO_SPACE`), then the
+/// out-pointers (rule 1.5).
+fn model_region(m: &mut [TaskModel], t: usize, ptrs: Ptrs, addr: u32) -> KernResult<Region> {
+    ptrs.check(m, 0..1, 3)?;
+    let addr = ptrs.read(m, 0, addr);
+    let region = m[t].map.region(addr).ok_or(KernReturn::NoSpace)?;
+    ptrs.check(m, 1..4, 2)?;
+    ptrs.write(m, 0, &Reply::Region(region).guest_values());
+    Ok(region)
+}
+
+/// `vm_read` by task `c` (SPEC §4): the data lands in a new region of the caller.
+fn model_read(
+    m: &mut [TaskModel],
+    t: usize,
+    c: usize,
+    ptrs: Ptrs,
+    addr: u32,
+    size: u32,
+) -> KernResult<(u32, u32)> {
+    if size == 0 {
+        ptrs.check(m, 0..2, 2)?;
+        ptrs.write(m, 0, &[0, 0]);
+        return Ok((0, 0));
     }
+    model_read_checks(&m[t], addr, size)?;
+    ptrs.check(m, 0..2, 2)?;
+    let count = u64::from(size) / P;
+    if !m[c].quota_allows(count) {
+        return Err(KernReturn::NoSpace);
+    }
+    let first = m[c].map.find_free(count).ok_or(KernReturn::NoSpace)?;
+    // The snapshot is taken before the caller's map changes.
+    let pages = m[t].snapshot(addr, size);
+    m[c].allocate(first, first + count);
+    let data = (first * P) as u32;
+    m[c].put(data, size, pages);
+    ptrs.write(m, 0, &[data, size]);
+    Ok((data, size))
+}
+
+/// `vm_read_overwrite` by task `c` into its own `[data, data + size)` (SPEC §4): the
+/// bytes are copied, then the size is written.
+fn model_read_overwrite(
+    m: &mut [TaskModel],
+    t: usize,
+    c: usize,
+    ptrs: Ptrs,
+    addr: u32,
+    size: u32,
+    data: u32,
+) -> KernResult<u32> {
+    if size == 0 {
+        ptrs.check(m, 0..1, 2)?;
+        ptrs.write(m, 0, &[0]);
+        return Ok(0);
+    }
+    if !aligned(data) {
+        return Err(KernReturn::InvalidArgument);
+    }
+    model_read_checks(&m[t], addr, size)?;
+    m[c].map.check_access(data, size, 2)?;
+    ptrs.check(m, 0..1, 2)?;
+    let pages = m[t].snapshot(addr, size);
+    m[c].put(data, size, pages);
+    ptrs.write(m, 0, &[size]);
+    Ok(size)
+}
+
+/// `vm_write` (SPEC §4) of `[data, data + count)` of task `c`, or of the host's
+/// [`bytes_for`]`(seed, count)` when there is no calling task.
+fn model_write(
+    m: &mut [TaskModel],
+    t: usize,
+    caller: Option<usize>,
+    addr: u32,
+    count: u32,
+    data: u32,
+    seed: u8,
+) -> KernResult<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    if let Some(c) = caller {
+        m[c].map
+            .check_access(data, count, 1)
+            .map_err(|_| KernReturn::SendInvalidMemory)?;
+        if !aligned(data) {
+            return Err(KernReturn::InvalidArgument);
+        }
+    }
+    if !aligned(addr) || !aligned(count) {
+        return Err(KernReturn::InvalidArgument);
+    }
+    m[t].map.check_access(addr, count, 2)?;
+    match caller {
+        None => m[t].write(addr, &bytes_for(seed, count)),
+        Some(c) => {
+            let pages = m[c].snapshot(data, count);
+            m[t].put(addr, count, pages);
+        }
+    }
+    Ok(())
 }
 
 /// The bytes a successful `op` would move.
@@ -841,6 +1248,8 @@ fn is_ok(o: &Outcome) -> bool {
         Outcome::Overwrite(r, _) => r.is_ok(),
         Outcome::Pair(r) => r.is_ok(),
         Outcome::Region(r) => r.is_ok(),
+        Outcome::Guest { result, .. } => result.is_ok(),
+        Outcome::Broken(_) => false,
     }
 }
 
@@ -929,8 +1338,54 @@ impl World {
                     Op::Region { addr } => Outcome::Region(mach.vm_region(port, addr)),
                 }
             }
+            Door::Guest { caller, port, out } => {
+                guest_step(&self.tasks[caller], self.port(caller, port), op, out)
+            }
         }
     }
+}
+
+/// Runs `op` as task's guest does (through [`model_guest`]'s exports): stores the in-value,
+/// calls the import through `call`, and after a success loads the out-values back.
+fn guest_step(task: &Task, port: PortName, op: &Op, out: u32) -> Outcome {
+    let call = guest_call(op, out);
+    let ptrs = guest_ptrs(op, out);
+    use wasmach::wasmtime::Trap;
+    let stored = match call.in_value {
+        None => None,
+        Some(v) => match task.call::<(u32, u32), ()>("poke", (ptrs[0], v)) {
+            Ok(()) => Some(true),
+            Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::MemoryOutOfBounds) => Some(false),
+            Err(e) => return Outcome::Broken(format!("the guest's store failed: {e:#}")),
+        },
+    };
+    let [a, b, c, d] = call.args;
+    let code = match task
+        .call::<(u32, u32, u32, u32, u32, u32), u32>("call", (call.num, port.0, a, b, c, d))
+    {
+        Ok(code) => code,
+        Err(e) => return Outcome::Broken(format!("the guest's call failed: {e:#}")),
+    };
+    let result = if code == wasmach::KERN_SUCCESS {
+        let mut values = Vec::new();
+        for &p in &ptrs {
+            match task.call::<u32, u32>("peek", p) {
+                Ok(v) => values.push(v),
+                Err(e) => {
+                    return Outcome::Broken(format!(
+                        "the guest's load of its out-value at {p:#x} failed: {e:#}"
+                    ));
+                }
+            }
+        }
+        Ok(values)
+    } else {
+        match KernReturn::from_code(code) {
+            Some(k) => Err(k),
+            None => return Outcome::Broken(format!("unknown code {code:#x}")),
+        }
+    };
+    Outcome::Guest { stored, result }
 }
 
 /// `(task, first page, end page)` runs whose bytes a step may have changed (or must not
@@ -974,6 +1429,11 @@ fn touched(door: Door, op: &Op, outcome: &Outcome) -> Vec<(usize, u64, u64)> {
         }
         Op::Region { .. } => {}
     }
+    if let Door::Guest { out, .. } = door {
+        for p in guest_ptrs(op, out) {
+            add(caller, p, 4);
+        }
+    }
     runs
 }
 
@@ -988,11 +1448,15 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Every task of the model property runs this module: the guest reads its own page (its
-/// loads are bound by wasm bounds only, SPEC §5), so pages without `READ` can be compared.
+/// Every task of the model property runs this module. `hash` reads a page with the
+/// guest's own loads (so the table binds them, SPEC §5, and pages without `READ` can be
+/// compared); `poke` and `peek` are the guest's own 4-byte store and load; `call` is the
+/// guest door: it calls the `"mach"` import numbered `n` (see [`guest_call`]) on `port`
+/// with the parameters that follow.
 fn model_guest(memory: &str) -> String {
-    format!(
-        r#"(module {memory}
+    guest(
+        memory,
+        r#"
           (func (export "hash") (param $addr i32) (result i64)
             (local $i i32) (local $h i64)
             (local.set $h (i64.const 0xcbf29ce484222325))
@@ -1003,7 +1467,32 @@ fn model_guest(memory: &str) -> String {
                 (i64.const 0x100000001b3)))
               (local.set $i (i32.add (local.get $i) (i32.const 8)))
               (br $next)))
-            (local.get $h)))"#
+            (local.get $h))
+          (func (export "poke") (param $addr i32) (param $v i32)
+            (i32.store (local.get $addr) (local.get $v)))
+          (func (export "peek") (param $addr i32) (result i32)
+            (i32.load (local.get $addr)))
+          (func (export "call") (param $n i32) (param $port i32)
+                (param $a i32) (param $b i32) (param $c i32) (param $d i32) (result i32)
+            (block $region (block $copy (block $write (block $overwrite
+            (block $read (block $protect (block $deallocate (block $allocate
+              (br_table $allocate $deallocate $protect $read $overwrite $write $copy $region
+                (local.get $n)))
+              (return (call $vm_allocate
+                (local.get $port) (local.get $a) (local.get $b) (local.get $c))))
+              (return (call $vm_deallocate (local.get $port) (local.get $a) (local.get $b))))
+              (return (call $vm_protect (local.get $port)
+                (local.get $a) (local.get $b) (local.get $c) (local.get $d))))
+              (return (call $vm_read (local.get $port)
+                (local.get $a) (local.get $b) (local.get $c) (local.get $d))))
+              (return (call $vm_read_overwrite (local.get $port)
+                (local.get $a) (local.get $b) (local.get $c) (local.get $d))))
+              (return (call $vm_write
+                (local.get $port) (local.get $a) (local.get $b) (local.get $c))))
+              (return (call $vm_copy
+                (local.get $port) (local.get $a) (local.get $b) (local.get $c))))
+            (call $vm_region (local.get $port)
+              (local.get $a) (local.get $b) (local.get $c) (local.get $d)))"#,
     )
 }
 
@@ -1013,6 +1502,7 @@ fn images() -> &'static (Runtime, Vec<TaskModule>) {
     static IMAGES: OnceLock<(Runtime, Vec<TaskModule>)> = OnceLock::new();
     IMAGES.get_or_init(|| {
         let rt = runtime();
+        // The declared maxima are `LIMITS`.
         let modules = ["(memory 2 24)", "(memory 1 16)", "(memory 1)", "(memory 1)"]
             .iter()
             .map(|m| rt.compile(model_guest(m)).expect("compile"))
@@ -1035,9 +1525,9 @@ fn setup() -> (World, Vec<TaskModel>) {
         rt.spawn(&modules[2]).expect("spawn"),
     ];
     let models = vec![
-        TaskModel::new(24, 2, None),
-        TaskModel::new(16, 1, Some(QUOTA_PAGES)),
-        TaskModel::new(MAX_PAGES, 1, None),
+        TaskModel::new(LIMITS[0], 2, None),
+        TaskModel::new(LIMITS[1], 1, Some(QUOTA_PAGES)),
+        TaskModel::new(LIMITS[2], 1, None),
     ];
     let ports = (0..3)
         .map(|c| {
@@ -1180,29 +1670,18 @@ fn prelude() -> Vec<(Door, Op)> {
     ]
 }
 
-/// The random part of a sequence: up to 40 steps, each a door (host API on a task, or a
-/// task acting through a port name of any class) and a call with its arguments.
-fn steps_strategy() -> impl Strategy<Value = Vec<(Door, OpSpec)>> {
-    prop::collection::vec((door(), op_spec()), 1..40)
-}
-
-/// Draws one sequence from `runner`'s random source and runs it: the fuzz target
-/// (`fuzz/fuzz_targets/vm_calls.rs`) seeds that source from the fuzzer's bytes, so the
-/// fuzzer and the proptest below share one generator.
-#[allow(dead_code)] // used by the fuzz target, which includes this file
-pub(crate) fn run_drawn_sequence(
-    runner: &mut proptest::test_runner::TestRunner,
-) -> Result<(), TestCaseError> {
-    use proptest::strategy::ValueTree;
-    let tree = steps_strategy()
-        .new_tree(runner)
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    run_sequence(&tree.current())
+impl Steps {
+    /// Runs the fixed prelude and then these steps through the runtime and through the
+    /// model, comparing outcomes, maps and page bytes after every step (the fuzz target
+    /// runs this on every input). Returns how many calls it made (skipped steps left out).
+    pub(crate) fn run(&self) -> Result<usize, TestCaseError> {
+        run_sequence(&self.0)
+    }
 }
 
 /// Runs the fixed prelude and then `steps` through the runtime and through the model,
-/// comparing outcomes, maps and page bytes after every step.
-fn run_sequence(steps: &[(Door, OpSpec)]) -> Result<(), TestCaseError> {
+/// comparing outcomes, maps and page bytes after every step. Returns the calls made.
+fn run_sequence(steps: &[(Door, OpSpec)]) -> Result<usize, TestCaseError> {
     let (world, mut models) = setup();
     let mut done = Vec::new();
     let prelude = prelude().into_iter().map(|(d, op)| (d, Ok(op)));
@@ -1241,13 +1720,18 @@ fn run_sequence(steps: &[(Door, OpSpec)]) -> Result<(), TestCaseError> {
         };
         compare_pages(&world, &models, &runs, &what)?;
     }
-    Ok(())
+    Ok(done.len())
 }
 
+/// 64 cases; a failure's seed is printed with it and appended to the committed regression
+/// file, whose seeds every run replays first.
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 64,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/all/map_model.proptest-regressions"
+        )))),
         ..ProptestConfig::default()
     }
 }
@@ -1255,12 +1739,14 @@ fn config() -> ProptestConfig {
 proptest! {
     #![proptest_config(config())]
 
-    /// SPEC §3–4 as a whole: every call's code or value, every task's map and memory size,
-    /// and the bytes of the pages involved, after every step of a random sequence of host
-    /// and cross-task calls, equal the page model's.
+    /// SPEC §3–5 as a whole: every call's code and out-values, every task's map and memory
+    /// size, and the bytes of the pages involved (out-pointers included), after every step
+    /// of a random sequence of host, cross-task and guest calls, equal the page model's.
     #[test]
-    fn host_and_cross_task_calls_match_the_page_model(steps in steps_strategy()) {
-        run_sequence(&steps)?;
+    fn host_cross_task_and_guest_calls_match_the_page_model(
+        steps in decoded::<Steps>(STEPS_BYTES_MAX)
+    ) {
+        steps.run()?;
     }
 }
 
@@ -1279,24 +1765,45 @@ enum MapOp {
     AnyAllocated(u32, u32),
 }
 
-/// A page range `[first, first + len)` near the start, near the limit or anywhere.
-fn page_run() -> impl Strategy<Value = (u32, u32)> {
-    (
-        any::<u32>(),
-        prop_oneof![4 => 0u32..7, 1 => Just(u32::MAX), 1 => any::<u32>()],
-    )
+/// A page range `[first, first + len)` near the start, near the limit or anywhere (see
+/// [`pages_of`]).
+fn page_run(u: &mut Unstructured<'_>) -> arbitrary::Result<(u32, u32)> {
+    let first = u.arbitrary()?;
+    let len = match pick(u, &[4, 1, 1])? {
+        0 => u.int_in_range(0..=6)?,
+        1 => u32::MAX,
+        _ => u.arbitrary()?,
+    };
+    Ok((first, len))
 }
 
-fn map_op() -> impl Strategy<Value = MapOp> {
-    prop_oneof![
-        3 => page_run().prop_map(|(f, l)| MapOp::Allocate(f, l)),
-        2 => page_run().prop_map(|(f, l)| MapOp::Deallocate(f, l)),
-        3 => (page_run(), any::<bool>(), 0u8..8).prop_map(|((f, l), m, p)| MapOp::Protect(f, l, m, p)),
-        3 => (addr_spec(), size_spec(), 0u8..8).prop_map(|(a, s, n)| MapOp::CheckAccess(a, s, n)),
-        1 => prop_oneof![0u32..8, any::<u32>()].prop_map(MapOp::FindFree),
-        1 => addr_spec().prop_map(MapOp::Region),
-        1 => page_run().prop_map(|(f, l)| MapOp::AnyAllocated(f, l)),
-    ]
+impl<'a> Arbitrary<'a> for MapOp {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match pick(u, &[3, 2, 3, 3, 1, 1, 1])? {
+            0 => {
+                let (f, l) = page_run(u)?;
+                MapOp::Allocate(f, l)
+            }
+            1 => {
+                let (f, l) = page_run(u)?;
+                MapOp::Deallocate(f, l)
+            }
+            2 => {
+                let (f, l) = page_run(u)?;
+                MapOp::Protect(f, l, u.arbitrary()?, u.int_in_range(0..=7)?)
+            }
+            3 => MapOp::CheckAccess(u.arbitrary()?, u.arbitrary()?, u.int_in_range(0..=7)?),
+            4 => MapOp::FindFree(match pick(u, &[1, 1])? {
+                0 => u.int_in_range(0..=7)?,
+                _ => u.arbitrary()?,
+            }),
+            5 => MapOp::Region(u.arbitrary()?),
+            _ => {
+                let (f, l) = page_run(u)?;
+                MapOp::AnyAllocated(f, l)
+            }
+        })
+    }
 }
 
 /// Resolves a page run against `limit`: the first page near 0 or near the limit, the
@@ -1457,11 +1964,38 @@ fn run_map(limit: u32, initial: u32, ops: &[MapOp]) -> Result<(), TestCaseError>
     Ok(())
 }
 
-fn map_shape() -> impl Strategy<Value = (u32, u32)> {
-    prop_oneof![
-        4 => (1u32..=40).prop_flat_map(|l| (Just(l), 0..=l)),
-        1 => (Just(MAX_PAGES), 0u32..=4),
-    ]
+/// The longest byte string proptest decodes into a [`MapCase`]: about 12 bytes an
+/// operation, so a case has 20 operations on average.
+const MAP_BYTES_MAX: usize = 512;
+
+/// A map (mostly small, sometimes the whole 4 GiB with a few initial pages) and 1 to
+/// [`MAX_STEPS`] operations on it. Decoding takes operations while input is left.
+#[derive(Clone, Debug)]
+struct MapCase {
+    limit: u32,
+    initial: u32,
+    ops: Vec<MapOp>,
+}
+
+impl<'a> Arbitrary<'a> for MapCase {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let (limit, initial) = match pick(u, &[4, 1])? {
+            0 => {
+                let limit = u.int_in_range(1..=40)?;
+                (limit, u.int_in_range(0..=limit)?)
+            }
+            _ => (MAX_PAGES, u.int_in_range(0..=4)?),
+        };
+        let mut ops = vec![u.arbitrary()?];
+        while !u.is_empty() && ops.len() < MAX_STEPS {
+            ops.push(u.arbitrary()?);
+        }
+        Ok(MapCase {
+            limit,
+            initial,
+            ops,
+        })
+    }
 }
 
 proptest! {
@@ -1472,10 +2006,7 @@ proptest! {
     /// rounding), check_protect (unallocated before max), protect (set_maximum masks cur),
     /// find_free (first fit), region (containing or next above), regions and entry.
     #[test]
-    fn vm_map_matches_the_page_model(
-        (limit, initial) in map_shape(),
-        ops in prop::collection::vec(map_op(), 1..40)
-    ) {
-        run_map(limit, initial, &ops)?;
+    fn vm_map_matches_the_page_model(case in decoded::<MapCase>(MAP_BYTES_MAX)) {
+        run_map(case.limit, case.initial, &case.ops)?;
     }
 }
