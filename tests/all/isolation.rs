@@ -130,6 +130,28 @@ const HOST_OPS: &[(&str, HostOp)] = &[
             let _ = a.call::<i32, i32>("spin", 1);
         },
     ),
+    (
+        "Task::call_dynamic, set_fuel, set_epoch_deadline, call_component_dynamic",
+        |_, a, _| {
+            let _ = a.call_dynamic("spin", &[wasmach::wasmtime::Val::I32(1)]);
+            let _ = a.set_fuel(u64::MAX);
+            let _ = a.set_epoch_deadline(u64::MAX);
+            let _ = a.call_component_dynamic("run", &[]);
+            let _ = a.component_func_type("run");
+        },
+    ),
+    (
+        "Task::id, self_port, is_component, guest_protection, Mach::task_self",
+        |_, a, _| {
+            let _ = (
+                a.id(),
+                a.self_port(),
+                a.is_component(),
+                a.guest_protection(),
+            );
+            let _ = a.mach().task_self();
+        },
+    ),
     ("Task::insert_port", |_, a, peer| {
         let _ = a.insert_port(peer);
         let _ = peer.insert_port(a);
@@ -201,7 +223,7 @@ fn no_host_method_deadlocks_with_a_guest_looping_on_every_call() {
         if guest_thread.is_finished() || host_thread.is_finished() {
             break; // a panic (an assertion, or a lock taken out of rank order)
         }
-        if now.0 >= 20 && now.1 >= 20 {
+        if now.0 >= 50 && now.1 >= 50 {
             break;
         }
         if now != (last.0, last.1) {
