@@ -34,7 +34,7 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use proptest::test_runner::{FileFailurePersistence, RngSeed, TestCaseError, TestRunner};
 use wasmach::vm_map::{PageRange, VmMap};
 use wasmach::{KernResult, KernReturn, PortName, Region, Runtime, Task, TaskModule, TaskOptions};
 use wasmach::{MAX_PAGES, VmProt};
@@ -1723,8 +1723,8 @@ fn run_sequence(steps: &[(Door, OpSpec)]) -> Result<usize, TestCaseError> {
     Ok(done.len())
 }
 
-/// 64 cases; a failure's seed is printed with it and appended to the committed regression
-/// file, whose seeds every run replays first.
+/// 64 cases; a failing case's seed is appended to the committed regression file, whose
+/// seeds every run replays first.
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 64,
@@ -1736,18 +1736,42 @@ fn config() -> ProptestConfig {
     }
 }
 
-proptest! {
-    #![proptest_config(config())]
-
-    /// SPEC §3–5 as a whole: every call's code and out-values, every task's map and memory
-    /// size, and the bytes of the pages involved (out-pointers included), after every step
-    /// of a random sequence of host, cross-task and guest calls, equal the page model's.
-    #[test]
-    fn host_cross_task_and_guest_calls_match_the_page_model(
-        steps in decoded::<Steps>(STEPS_BYTES_MAX)
-    ) {
-        steps.run()?;
+/// Runs `test` on cases drawn from `strategy` with [`config`], from a run seed taken from
+/// `PROPTEST_RNG_SEED` or else drawn at random. A failure panics with proptest's report (the
+/// shrunk case), the run seed, with which the same run is repeated, and the failing case's
+/// own seed, as the regression file keeps it.
+fn check<S>(strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
+    S: Strategy,
+    S::Value: fmt::Debug,
+{
+    use std::hash::{BuildHasher, Hasher};
+    let mut config = config();
+    let seed = match config.rng_seed {
+        RngSeed::Fixed(seed) => seed,
+        RngSeed::Random => std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish(),
+    };
+    config.rng_seed = RngSeed::Fixed(seed);
+    let mut runner = TestRunner::new(config);
+    if let Err(e) = runner.run(&strategy, test) {
+        panic!(
+            "{e}\nrun seed: {seed} (PROPTEST_RNG_SEED={seed} repeats this run; the failing \
+             case's seed is the last `cc` line of tests/all/map_model.proptest-regressions \
+             unless it was replayed from there)"
+        );
     }
+}
+
+/// SPEC §3–5 as a whole: every call's code and out-values, every task's map and memory
+/// size, and the bytes of the pages involved (out-pointers included), after every step of a
+/// random sequence of host, cross-task and guest calls, equal the page model's.
+#[test]
+fn host_cross_task_and_guest_calls_match_the_page_model() {
+    check(decoded::<Steps>(STEPS_BYTES_MAX), |steps| {
+        steps.run().map(drop)
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1998,15 +2022,13 @@ impl<'a> Arbitrary<'a> for MapCase {
     }
 }
 
-proptest! {
-    #![proptest_config(config())]
-
-    /// `VmMap` follows the page model: allocate/deallocate (freed counts), check_access
-    /// (first offending page in address order, rule 4 past 4 GiB, `PageRange::covering`'s
-    /// rounding), check_protect (unallocated before max), protect (set_maximum masks cur),
-    /// find_free (first fit), region (containing or next above), regions and entry.
-    #[test]
-    fn vm_map_matches_the_page_model(case in decoded::<MapCase>(MAP_BYTES_MAX)) {
-        run_map(case.limit, case.initial, &case.ops)?;
-    }
+/// `VmMap` follows the page model: allocate/deallocate (freed counts), check_access
+/// (first offending page in address order, rule 4 past 4 GiB, `PageRange::covering`'s
+/// rounding), check_protect (unallocated before max), protect (set_maximum masks cur),
+/// find_free (first fit), region (containing or next above), regions and entry.
+#[test]
+fn vm_map_matches_the_page_model() {
+    check(decoded::<MapCase>(MAP_BYTES_MAX), |case| {
+        run_map(case.limit, case.initial, &case.ops)
+    });
 }
