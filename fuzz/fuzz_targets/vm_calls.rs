@@ -25,7 +25,7 @@ mod common;
 #[path = "../../tests/all/map_model.rs"]
 mod map_model;
 
-/// Sequences run and calls made so far in this process (printed every 10 000 sequences, for
+/// Sequences run and calls made so far in this process (printed every 1000 sequences, for
 /// a campaign's figures).
 static SEQUENCES: AtomicU64 = AtomicU64::new(0);
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -35,7 +35,7 @@ fuzz_target!(|steps: map_model::Steps| {
         Ok(calls) => {
             let calls = CALLS.fetch_add(calls as u64, Ordering::Relaxed) + calls as u64;
             let sequences = SEQUENCES.fetch_add(1, Ordering::Relaxed) + 1;
-            if sequences.is_multiple_of(10_000) {
+            if sequences.is_multiple_of(1000) {
                 eprintln!("vm_calls: {sequences} sequences, {calls} calls");
             }
         }
