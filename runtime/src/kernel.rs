@@ -228,7 +228,7 @@ fn allocate_range(
     target
         .space
         .allocate(state, range, || ensure_committed(cx, target, range.end))?;
-    if zero && !target.space.zeroes_on_allocate() {
+    if zero {
         // Pages above the old size are fresh; pages below may hold bytes the guest
         // stored into them while they were unallocated (SPEC §5).
         target.space.discard(PageRange {
@@ -314,7 +314,7 @@ pub(crate) fn vm_deallocate(target: &TaskShared, address: u32, size: u32) -> Ker
         .change(state, range, |map| map.deallocate(range))?
         > 0
     {
-        target.space.release_freed(&mut state.map);
+        target.space.release_freed(state);
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::kern::{KernResult, KernReturn, MAX_PAGES, PAGE_SHIFT, VM_PAGE_SIZE};
 use crate::lock::{Rank, RankedGuard, RankedMutex};
 use crate::memory::{Mapping, guard_regions_supported};
-use crate::vm_map::{GuestAccess, PageRange, VmMap};
+use crate::vm_map::{GuestAccess, PageKind, PageRange, VmMap};
 
 /// What the map lock guards: the page table, and what the task's mapping costs.
 pub(crate) struct MapState {
@@ -127,17 +127,24 @@ impl AddressSpace {
         });
     }
 
-    /// The host protection a page gets: what the guest may do on it if it is allocated
-    /// (`access`) and committed; an unallocated committed page keeps read-write
-    /// protection under a guard where the kernel has guards (so it costs no mapping of its
-    /// own), else it is `PROT_NONE`; an uncommitted page is `PROT_NONE`.
-    fn level(&self, access: Option<GuestAccess>, page: u32, committed: u32) -> GuestAccess {
-        match access {
+    /// The host protection a committed page gets: what its guest may do if it is
+    /// allocated; `PROT_NONE` if it is freed but still holds its memory (so that it can be
+    /// reused without faulting fresh pages in); and for an unallocated page, read-write
+    /// under a guard where the kernel has guards (so it costs no mapping of its own), else
+    /// `PROT_NONE`. An uncommitted page is `PROT_NONE`.
+    fn level(&self, kind: PageKind, page: u32, committed: u32) -> GuestAccess {
+        match kind {
             _ if page >= committed => GuestAccess::None,
-            Some(access) => access,
-            None if self.guards => GuestAccess::ReadWrite,
-            None => GuestAccess::None,
+            PageKind::Allocated(access) => access,
+            PageKind::Freed => GuestAccess::None,
+            PageKind::Unallocated if self.guards => GuestAccess::ReadWrite,
+            PageKind::Unallocated => GuestAccess::None,
         }
+    }
+
+    /// Whether a committed page of `kind` is a guard region.
+    fn guarded(&self, kind: PageKind) -> bool {
+        self.guards && kind == PageKind::Unallocated
     }
 
     /// The change in the number of mapping runs when the pages `touched` go from `saved`
@@ -152,14 +159,14 @@ impl AddressSpace {
         new_pages: u32,
     ) -> i64 {
         let before = |p: u32| {
-            let access = if p >= touched.first && p < touched.end {
-                VmMap::saved_access(saved[(p - touched.first) as usize])
+            let kind = if p >= touched.first && p < touched.end {
+                VmMap::kind_of(saved[(p - touched.first) as usize])
             } else {
-                map.allocated_access(p)
+                map.kind(p)
             };
-            self.level(access, p, old_pages)
+            self.level(kind, p, old_pages)
         };
-        let after = |p: u32| self.level(map.allocated_access(p), p, new_pages);
+        let after = |p: u32| self.level(map.kind(p), p, new_pages);
         // Page MAX_PAGES stands for the guard after the 4 GiB, always PROT_NONE.
         let window = touched.first.saturating_sub(1)..(touched.end + 1).min(MAX_PAGES + 1);
         let boundaries = |level: &dyn Fn(u32) -> GuestAccess| {
@@ -179,7 +186,9 @@ impl AddressSpace {
     /// and, with guest protection on, brings the mapping in step with it.
     ///
     /// A change that would cut the mapping into more runs than the task's budget fails
-    /// with `KERN_RESOURCE_SHORTAGE` before anything is touched. If the mapping cannot
+    /// with `KERN_RESOURCE_SHORTAGE` before anything is touched, unless handing back the
+    /// memory of the range's freed pages at once (making them guard regions) keeps it
+    /// within the budget. If the mapping cannot
     /// follow (`mprotect` fails: the process is out of mappings or memory), the table is put
     /// back and the mapping with it, and the call fails with `KERN_RESOURCE_SHORTAGE`,
     /// having changed nothing. If even that fails, the mapping could be stricter than the
@@ -200,9 +209,8 @@ impl AddressSpace {
     }
 
     /// Allocates `range` (growing the memory to `range.end` pages with `grow` first if it
-    /// is shorter), as [`AddressSpace::change`] does. The pages read as zero if they were
-    /// never allocated or if [`AddressSpace::zeroes_on_allocate`]; else the caller zeroes
-    /// (or overwrites) them.
+    /// is shorter), as [`AddressSpace::change`] does. Pages that were freed may still hold
+    /// their old bytes: the caller zeroes ([`AddressSpace::discard`]) or overwrites them.
     pub(crate) fn allocate(
         &self,
         state: &mut MapState,
@@ -211,12 +219,6 @@ impl AddressSpace {
     ) -> KernResult<()> {
         let end = (range.end > self.pages()).then_some(range.end);
         self.apply(state, range, end, grow, |map| map.allocate(range))
-    }
-
-    /// Whether pages that were unallocated read as zero once allocated again, without the
-    /// caller zeroing them (their guard dropped the contents).
-    pub(crate) fn zeroes_on_allocate(&self) -> bool {
-        self.guards
     }
 
     fn apply<R>(
@@ -248,8 +250,15 @@ impl AddressSpace {
         };
         let result = op(&mut state.map);
         let runs = if protect {
-            let delta = self.runs_delta(&state.map, &saved, touched, old_pages, new_pages);
-            let runs = (i64::from(state.runs) + delta) as u32;
+            let runs_after = |map: &VmMap| {
+                let delta = self.runs_delta(map, &saved, touched, old_pages, new_pages);
+                ((i64::from(state.runs) + delta) as u32, delta)
+            };
+            let (mut runs, mut delta) = runs_after(&state.map);
+            if delta > 0 && runs > self.options.map_budget && self.guards {
+                state.map.release(touched);
+                (runs, delta) = runs_after(&state.map);
+            }
             if delta > 0 && runs > self.options.map_budget {
                 state.map.restore(touched, &saved);
                 return Err(KernReturn::ResourceShortage);
@@ -294,10 +303,12 @@ impl AddressSpace {
     }
 
     /// Brings the mapping over `touched` from what `saved` describes (with `old_pages`
-    /// committed; pages committed since are read-write) to what `map` holds: first the
-    /// protections (which can fail, leaving an undoable state), then guards removed from
-    /// pages now allocated (they read as zero), then guards installed on pages now
-    /// unallocated (which drops their contents: past this point there is no undo).
+    /// committed; pages committed since are read-write and unguarded) to what `map` holds.
+    /// In an order that keeps every failure but the last undoable: guards go first onto
+    /// pages that were not allocated before either (their bytes mean nothing, whatever the
+    /// table is put back to); then the protections change; then guards come off pages now
+    /// allocated (they read as zero); last, guards go onto pages that were allocated (which
+    /// drops their bytes: past this point there is no undo).
     fn sync(
         &self,
         map: &VmMap,
@@ -307,7 +318,8 @@ impl AddressSpace {
     ) -> Result<(), SyncError> {
         let committed = self.pages();
         let end = touched.end.min(committed);
-        let was = |p: u32| VmMap::saved_access(saved[(p - touched.first) as usize]);
+        let was = |p: u32| VmMap::kind_of(saved[(p - touched.first) as usize]);
+        let was_guarded = |p: u32| p < old_pages && self.guarded(was(p));
         let current = |p: u32| {
             if p < old_pages {
                 self.level(was(p), p, old_pages)
@@ -315,28 +327,29 @@ impl AddressSpace {
                 GuestAccess::ReadWrite // committed just now
             }
         };
-        let wanted = |p: u32| self.level(map.allocated_access(p), p, committed);
+        let to_guard = |p: u32, was_allocated: bool| {
+            (self.guarded(map.kind(p))
+                && !was_guarded(p)
+                && matches!(was(p), PageKind::Allocated(_)) == was_allocated)
+                .then_some(())
+        };
+        for_runs(touched.first, end, |p| to_guard(p, false))
+            .try_for_each(|(run, ())| self.guard(run, true))
+            .map_err(|_| SyncError::Undoable)?;
         for_runs(touched.first, end, |p| {
-            let want = wanted(p);
+            let want = self.level(map.kind(p), p, committed);
             (want != current(p)).then_some(want)
         })
         .try_for_each(|(run, access)| self.protect(run, access))
         .map_err(|_| SyncError::Undoable)?;
-        if !self.guards {
-            return Ok(());
-        }
-        // Every committed unallocated page is guarded (a page committed just now is not).
-        let guarded = |p: u32| p < old_pages && was(p).is_none();
         for_runs(touched.first, end, |p| {
-            (guarded(p) && map.allocated_access(p).is_some()).then_some(())
+            (was_guarded(p) && !self.guarded(map.kind(p))).then_some(())
         })
         .try_for_each(|(run, ())| self.guard(run, false))
         .map_err(|_| SyncError::Undoable)?;
-        for_runs(touched.first, end, |p| {
-            (!guarded(p) && map.allocated_access(p).is_none()).then_some(())
-        })
-        .try_for_each(|(run, ())| self.guard(run, true))
-        .map_err(|_| SyncError::Fatal)
+        for_runs(touched.first, end, |p| to_guard(p, true))
+            .try_for_each(|(run, ())| self.guard(run, true))
+            .map_err(|_| SyncError::Fatal)
     }
 
     /// Sets the mapping over the committed part of `touched` to what `map` holds, whatever
@@ -345,14 +358,12 @@ impl AddressSpace {
         let committed = self.pages();
         let end = touched.end.min(committed);
         for_runs(touched.first, end, |p| {
-            Some(self.level(map.allocated_access(p), p, committed))
+            Some(self.level(map.kind(p), p, committed))
         })
         .try_for_each(|(run, access)| self.protect(run, access))?;
         if self.guards {
-            for_runs(touched.first, end, |p| {
-                Some(map.allocated_access(p).is_none())
-            })
-            .try_for_each(|(run, install)| self.guard(run, install))?;
+            for_runs(touched.first, end, |p| Some(self.guarded(map.kind(p))))
+                .try_for_each(|(run, install)| self.guard(run, install))?;
         }
         Ok(())
     }
@@ -456,13 +467,20 @@ impl AddressSpace {
     /// Hands the physical memory of freed pages back to the kernel once at least
     /// [`RELEASE_BATCH_PAGES`] of them wait (the map marks freed pages as unreleased until
     /// then; pages allocated again meanwhile leave the count: `vm_allocate` zero-fills what
-    /// it hands out and `vm_read` overwrites it). The caller holds the map lock.
-    pub(crate) fn release_freed(&self, map: &mut VmMap) {
-        if map.unreleased_pages() >= RELEASE_BATCH_PAGES {
-            let runs = map.take_unreleased();
-            // Guarded pages were dropped when their guard went in.
-            if !self.guards {
-                runs.into_iter().for_each(|run| self.discard(run));
+    /// it hands out and `vm_read` overwrites it). With guard regions, the freed pages become
+    /// guards, which also gives their mappings back. The caller holds the map lock.
+    pub(crate) fn release_freed(&self, state: &mut MapState) {
+        if state.map.unreleased_pages() < RELEASE_BATCH_PAGES {
+            return;
+        }
+        if self.guards {
+            let span = state.map.unreleased_span();
+            // A failure leaves the pages freed and resident (or, past undoing, terminates
+            // the task): either way the table and the mapping agree.
+            let _ = self.change(state, span, |map| map.release(span));
+        } else {
+            for run in state.map.take_unreleased() {
+                self.discard(run);
             }
         }
     }
@@ -667,7 +685,8 @@ mod tests {
             eprintln!("skipped: this kernel has no MADV_GUARD_INSTALL (Linux 6.13)");
             return;
         }
-        let space = space(16, 16, true, 64);
+        // A budget with no room: every freed page is handed back at once, as a guard.
+        let space = space(16, 16, true, 2);
         let baseline = kernel_mappings(&space);
         let mut state = space.lock();
         // Free every other page: eight holes.
@@ -738,30 +757,103 @@ mod tests {
 
     #[test]
     fn freed_pages_are_handed_back_in_batches_and_reused_pages_are_not() {
-        let space = space(128, 128, false, 64);
-        // SAFETY: all 128 pages are committed and nothing else uses them.
+        for protection in [false, true] {
+            let space = space(128, 128, protection, 512);
+            // SAFETY: all 128 pages are committed and nothing else uses them.
+            unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
+            assert!(resident(&space, 0, 128).iter().all(|&r| r));
+            let mut state = space.lock();
+            let mut free = |state: &mut MapState, first, end| {
+                let range = PageRange { first, end };
+                space
+                    .change(state, range, |map| map.deallocate(range))
+                    .unwrap();
+                space.release_freed(state);
+            };
+            // a small free waits...
+            free(&mut state, 0, 1);
+            assert!(resident(&space, 0, 1)[0]);
+            // ...a page allocated again leaves the batch...
+            let page0 = PageRange { first: 0, end: 1 };
+            assert_eq!(space.allocate(&mut state, page0, || Ok(())), Ok(()));
+            free(&mut state, 1, 2);
+            // ...and a large free releases itself and whatever waited, not the reused page
+            free(&mut state, 2, 66);
+            let after = resident(&space, 0, 128);
+            assert!(after[0], "page 0 is allocated again");
+            assert!(
+                after[1..66].iter().all(|&r| !r),
+                "freed pages are handed back"
+            );
+            assert!(after[66..].iter().all(|&r| r), "allocated pages stay");
+            assert_eq!(state.map.unreleased_pages(), 0);
+        }
+    }
+
+    #[test]
+    fn freed_pages_stay_resident_as_mappings_until_their_batch_or_the_budget_says_otherwise() {
+        if !guard_regions_supported() {
+            eprintln!("skipped: this kernel has no MADV_GUARD_INSTALL (Linux 6.13)");
+            return;
+        }
+        let space = space(128, 128, true, 8);
+        // SAFETY: all 128 pages are committed, allocated and read-write; nothing else uses them.
         unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
-        assert!(resident(&space, 0, 128).iter().all(|&r| r));
         let mut state = space.lock();
-        let map = &mut state.map;
-        // a small free waits...
-        map.deallocate(PageRange { first: 0, end: 1 });
-        space.release_freed(map);
-        assert!(resident(&space, 0, 1)[0]);
-        // ...a page allocated again leaves the batch...
-        map.allocate(PageRange { first: 0, end: 1 });
-        map.deallocate(PageRange { first: 1, end: 2 });
-        space.release_freed(map);
-        // ...and a large free releases itself and whatever waited, not the reused page
-        map.deallocate(PageRange { first: 2, end: 66 });
-        space.release_freed(map);
-        let after = resident(&space, 0, 128);
-        assert!(after[0], "page 0 is allocated again");
-        assert!(
-            after[1..66].iter().all(|&r| !r),
-            "freed pages are handed back"
+        let free = |state: &mut MapState, page: u32| {
+            let range = PageRange {
+                first: page,
+                end: page + 1,
+            };
+            let result = space.change(state, range, |map| map.deallocate(range));
+            space.release_freed(state);
+            result
+        };
+        // SAFETY: page 3 is committed; only its address is formed.
+        let page3 = unsafe { space.at(3 * PAGE as u32) };
+        assert_eq!(free(&mut state, 3), Ok(1));
+        assert_eq!(
+            perms(page3),
+            "---p",
+            "a freed page keeps its memory, unreachable"
         );
-        assert!(after[66..].iter().all(|&r| r), "allocated pages stay");
-        assert_eq!(map.unreleased_pages(), 0);
+        assert!(resident(&space, 3, 4)[0]);
+        assert_eq!(state.runs, 4);
+        assert_eq!(free(&mut state, 5), Ok(1));
+        assert_eq!(state.runs, 6);
+        // A batch of 64 freed pages turns every waiting one into a guard.
+        let range = PageRange { first: 7, end: 71 };
+        assert_eq!(
+            space.change(&mut state, range, |map| map.deallocate(range)),
+            Ok(64)
+        );
+        assert_eq!(state.runs, 8);
+        space.release_freed(&mut state);
+        assert_eq!(state.runs, 2);
+        assert_eq!(kernel_mappings(&space), 2);
+        assert_eq!(perms(page3), "rw-p", "a guard");
+        let after = resident(&space, 3, 71);
+        assert_eq!(
+            after[..4],
+            [false, true, false, true],
+            "pages 4 and 6 are allocated"
+        );
+        assert!(after[4..].iter().all(|&r| !r));
+        for page in [100, 102, 104] {
+            assert_eq!(free(&mut state, page), Ok(1));
+        }
+        assert_eq!(state.runs, 8);
+        // The budget is full: the next free hands the page back at once, as a guard.
+        assert_eq!(free(&mut state, 106), Ok(1));
+        assert_eq!(state.runs, 8);
+        // SAFETY: page 106 is committed; only its address is formed.
+        assert_eq!(perms(unsafe { space.at(106 * PAGE as u32) }), "rw-p");
+        assert!(!resident(&space, 106, 107)[0]);
+        assert_eq!(kernel_mappings(&space), 8);
+        // Allocated again, a guard reads as zero.
+        let page3_range = PageRange { first: 3, end: 4 };
+        assert_eq!(space.allocate(&mut state, page3_range, || Ok(())), Ok(()));
+        // SAFETY: page 3 is allocated and readable.
+        assert_eq!(unsafe { page3.read() }, 0);
     }
 }

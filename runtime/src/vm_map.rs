@@ -54,6 +54,19 @@ impl GuestAccess {
     }
 }
 
+/// What a page is to the host mapping: allocated (with what its guest may do), freed but
+/// still holding its physical memory (waiting to be released in a batch), or unallocated
+/// with nothing behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageKind {
+    /// Allocated.
+    Allocated(GuestAccess),
+    /// Freed, its memory not yet handed back.
+    Freed,
+    /// Unallocated, its memory handed back (or never used).
+    Unallocated,
+}
+
 /// A half-open run of pages `[first, end)`, `end <= MAX_PAGES`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRange {
@@ -217,15 +230,46 @@ impl VmMap {
             .map_or(GuestAccess::None, |&e| GuestAccess::of(e))
     }
 
-    /// What the task's own loads and stores may do on `page`, or `None` if it is
-    /// unallocated (the host mapping treats the two kinds of inaccessible page apart).
-    pub(crate) fn allocated_access(&self, page: u32) -> Option<GuestAccess> {
-        Self::saved_access(self.pages.get(page as usize).copied().unwrap_or(0))
+    /// What `page` is, as the host mapping treats it.
+    pub(crate) fn kind(&self, page: u32) -> PageKind {
+        Self::kind_of(self.pages.get(page as usize).copied().unwrap_or(0))
     }
 
-    /// [`VmMap::allocated_access`] of an entry [`VmMap::save`] took.
-    pub(crate) fn saved_access(entry: u8) -> Option<GuestAccess> {
-        (entry & ALLOCATED != 0).then(|| GuestAccess::of(entry))
+    /// [`VmMap::kind`] of an entry [`VmMap::save`] took.
+    pub(crate) fn kind_of(entry: u8) -> PageKind {
+        if entry & ALLOCATED != 0 {
+            PageKind::Allocated(GuestAccess::of(entry))
+        } else if entry & UNRELEASED != 0 {
+            PageKind::Freed
+        } else {
+            PageKind::Unallocated
+        }
+    }
+
+    /// Counts the freed pages of `range` as released (their memory is handed back by the
+    /// caller): [`PageKind::Freed`] becomes [`PageKind::Unallocated`].
+    pub(crate) fn release(&mut self, range: PageRange) {
+        let end = range.end.min(self.len());
+        let Some(entries) = self.pages.get_mut(range.first as usize..end as usize) else {
+            return;
+        };
+        for e in entries.iter_mut().filter(|e| **e & UNRELEASED != 0) {
+            *e = 0;
+            self.unreleased -= 1;
+        }
+    }
+
+    /// The pages from the first to the last freed, unreleased one (empty if none).
+    pub(crate) fn unreleased_span(&self) -> PageRange {
+        let first = self.pages.iter().position(|&e| e & UNRELEASED != 0);
+        let last = self.pages.iter().rposition(|&e| e & UNRELEASED != 0);
+        match (first, last) {
+            (Some(first), Some(last)) => PageRange {
+                first: first as u32,
+                end: last as u32 + 1,
+            },
+            _ => PageRange { first: 0, end: 0 },
+        }
     }
 
     /// The first address of `[address, address + len)` that the task's own loads
