@@ -141,7 +141,7 @@ pub use kern::{KERN_SUCCESS, KernResult, KernReturn, MAX_PAGES, VM_PAGE_SIZE, Vm
 pub use module::{MEMORY_EXPORT, ModuleError, TaskModule};
 pub use port::PortName;
 pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
-pub use task::{Mach, Task};
 #[doc(hidden)]
 pub use task::DebugSnapshot;
+pub use task::{Mach, Task};
 pub use vm_map::Region;

@@ -763,7 +763,7 @@ mod tests {
             unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
             assert!(resident(&space, 0, 128).iter().all(|&r| r));
             let mut state = space.lock();
-            let mut free = |state: &mut MapState, first, end| {
+            let free = |state: &mut MapState, first, end| {
                 let range = PageRange { first, end };
                 space
                     .change(state, range, |map| map.deallocate(range))
