@@ -552,6 +552,11 @@ fn vm_protect_racing_with_reads_and_writes_gives_bytes_or_protection_failure() {
     let r2_map = r2.regions();
     let sentinel = vec![0xA5u8; P as usize];
     let done = AtomicBool::new(false);
+    // Whether each reader (host vm_read, cross vm_read_overwrite, cross vm_read) has seen
+    // the page readable and unreadable: the protection changes keep going until all have,
+    // so the race is shown to have happened.
+    let seen: [[AtomicBool; 2]; 3] = Default::default();
+    let saw = |reader: usize, ok: bool| seen[reader][usize::from(ok)].store(true, Ordering::SeqCst);
     let outcomes = Mutex::new(Vec::<String>::new());
     let note = |what: &str, r: Result<(), KernReturn>| {
         if let Err(e) = r
@@ -564,15 +569,20 @@ fn vm_protect_racing_with_reads_and_writes_gives_bytes_or_protection_failure() {
     thread::scope(|s| {
         s.spawn(|| {
             let cycle = [VmProt::NONE, VmProt::READ, VmProt::WRITE, VmProt::DEFAULT];
-            for i in 0..2000 {
+            let all_seen = || seen.iter().flatten().all(|s| s.load(Ordering::SeqCst));
+            let mut i = 0;
+            while i < 2000 || !all_seen() || i % cycle.len() != 0 {
                 let prot = cycle[i % cycle.len()];
                 assert_eq!(target.vm_protect(P, P, false, prot), Ok(()));
+                i += 1;
             }
             done.store(true, Ordering::SeqCst);
         });
         s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
-                match target.vm_read(P, P) {
+                let r = target.vm_read(P, P);
+                saw(0, r.is_ok());
+                match r {
                     Ok(bytes) => assert!(bytes == expected, "host vm_read: wrong bytes"),
                     Err(e) => note("host vm_read", Err(e)),
                 }
@@ -582,6 +592,7 @@ fn vm_protect_racing_with_reads_and_writes_gives_bytes_or_protection_failure() {
             while !done.load(Ordering::SeqCst) {
                 r1.vm_write(P, &sentinel).unwrap();
                 let r = r1.mach().vm_read_overwrite(p1, P, P, P);
+                saw(1, r.is_ok());
                 let now = r1.vm_read(P, P).unwrap();
                 match r {
                     Ok(size) => {
@@ -600,7 +611,9 @@ fn vm_protect_racing_with_reads_and_writes_gives_bytes_or_protection_failure() {
         });
         s.spawn(|| {
             while !done.load(Ordering::SeqCst) {
-                match r2.mach().vm_read(p2, P, P) {
+                let r = r2.mach().vm_read(p2, P, P);
+                saw(2, r.is_ok());
+                match r {
                     Ok((addr, size)) => {
                         assert_eq!(size, P);
                         assert!(r2.vm_read(addr, P).unwrap() == expected, "cross vm_read");
