@@ -24,8 +24,8 @@
 //! decodes its input into a sequence with `arbitrary::Unstructured` (keeping libFuzzer's
 //! coverage guidance), and proptest draws and shrinks a byte string that the same
 //! implementations decode ([`decoded`]). Proptest failures are kept in
-//! `tests/all/map_model.proptest-regressions` (replayed first on every run) and the failing
-//! seed is printed with the failure.
+//! `tests/all/map_model.proptest-regressions` (replayed first on every run), and a failure
+//! prints the run seed that repeats it (`PROPTEST_RNG_SEED`).
 
 use std::collections::BTreeMap;
 use std::fmt;
