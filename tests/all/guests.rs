@@ -1,12 +1,12 @@
 //! The Rust guest programs of `guests/` (built for wasm32 by the `wasmach-guests` crate's
-//! build script), run through the runtime and through `wasmach run`: the SDK's calls as a
-//! guest author uses them, checked from the host.
+//! build script), run through the runtime: the SDK's calls as a guest author uses them,
+//! checked from the host. (`tests/cli/guests.rs` runs them through `wasmach run`.)
 
 use wasmach::{KernReturn, Runtime, Task, VM_PAGE_SIZE, VmProt};
 use wasmach_guests::{COMPONENT, COMPONENT_CORE, CONSUMER, GUARD, PRODUCER, SNAPSHOTTER};
 
-use crate::cli::{stderr, stdout, wasmach};
 use crate::common::runtime;
+use crate::oracle::{expected_records, fnv1a64, pattern_a, pattern_b, shown};
 
 const PAGE: u32 = VM_PAGE_SIZE;
 const MAILBOX_WAT: &str = "../guests/wat/mailbox.wat";
@@ -16,50 +16,6 @@ const MAILBOX_PAGE: u32 = 0x1_0000;
 const HEADER: u32 = 0x10_0000;
 const RECORDS: u32 = HEADER + PAGE;
 const RECORD_PAGES: u32 = 4;
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// What the programs print for a checksum: FNV-1a-64 masked to 63 bits.
-fn shown(bytes: &[u8]) -> i64 {
-    (fnv1a64(bytes) & i64::MAX as u64) as i64
-}
-
-/// The producer's records 0..4096, as `guests/protocol` defines them: record `i` holds its
-/// index (`u32` LE), its payload length `8 + i % 49` (`u32` LE), that many bytes of a
-/// xorshift32 stream seeded with `(i + 1) * 0x9e3779b9`, then zeros up to 64 bytes.
-/// Written again here, from the definition, as the oracle the programs are checked against.
-fn expected_records() -> Vec<u8> {
-    let mut all = Vec::with_capacity((RECORD_PAGES * PAGE) as usize);
-    for i in 0..4096u32 {
-        let mut r = [0u8; 64];
-        let len = 8 + i % 49;
-        r[0..4].copy_from_slice(&i.to_le_bytes());
-        r[4..8].copy_from_slice(&len.to_le_bytes());
-        let mut x = i.wrapping_add(1).wrapping_mul(0x9e37_79b9);
-        for b in &mut r[8..8 + len as usize] {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
-        all.extend_from_slice(&r);
-    }
-    all
-}
-
-/// Pattern A (the snapshotter's and the component's page): byte i is i * 7 + 1.
-fn pattern_a() -> Vec<u8> {
-    (0..PAGE as usize).map(|i| (i * 7 + 1) as u8).collect()
-}
-
-/// Pattern B (what the snapshotter leaves in the mailbox): byte i is i * 13 + 5.
-fn pattern_b() -> Vec<u8> {
-    (0..PAGE as usize).map(|i| (i * 13 + 5) as u8).collect()
-}
 
 /// A runtime with the WAT mailbox running its `_start` (pages 0 and 1 allocated), and the
 /// programs `names` spawned and registered under their names.
@@ -290,74 +246,4 @@ fn the_component_guest_writes_reads_back_and_hashes_a_page() {
         format!("{err:#}").contains("wasmach:mach/vm@0.1.0"),
         "{err:#}"
     );
-}
-
-#[test]
-fn wasmach_run_runs_the_rust_demo() {
-    let out = wasmach(&[
-        "run",
-        "guests/wat/mailbox.wat",
-        PRODUCER,
-        CONSUMER,
-        SNAPSHOTTER,
-        GUARD,
-        COMPONENT,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 6, "{text}");
-    assert_eq!(lines[0], "mailbox: 0 65536");
-    let produced = lines[1].strip_prefix("producer: ").expect(lines[1]);
-    assert_eq!(produced, shown(&expected_records()).to_string());
-    assert_eq!(lines[2], format!("consumer: {produced}"));
-    // The snapshotter writes pattern A, snapshots it and leaves pattern B; the guard then
-    // seals the page, so the component's vm-write is refused: -KERN_PROTECTION_FAILURE.
-    assert_eq!(lines[3], format!("snapshotter: {}", shown(&pattern_a())));
-    assert_eq!(lines[4], "guard: 2");
-    assert_eq!(lines[5], "component: -2");
-
-    // The component before the guard succeeds.
-    let out = wasmach(&["run", "guests/wat/mailbox.wat", COMPONENT, "--vmmap"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(
-        text.starts_with(&format!(
-            "mailbox: 0 65536\ncomponent: {}\n",
-            shown(&pattern_a())
-        )),
-        "{text}"
-    );
-    assert!(text.contains("==== component: "), "{text}");
-}
-
-#[test]
-fn wasmach_inspect_describes_rust_guests_and_the_component() {
-    let out = wasmach(&["inspect", PRODUCER]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("memory: initial 17 pages"), "{text}");
-    assert!(text.contains("_start: func () -> (i64)"), "{text}");
-    // The runtime's checked bulk-memory imports are its own business.
-    assert!(!text.contains("wasmach:bulk"), "{text}");
-    assert!(
-        text.contains(
-            "mach calls: vm_allocate, vm_deallocate, vm_write, mach_task_self, bootstrap_look_up"
-        ),
-        "{text}"
-    );
-
-    let out = wasmach(&["inspect", COMPONENT]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.starts_with("component: "), "{text}");
-    assert!(text.contains("wasmach:mach/vm@0.1.0: instance"), "{text}");
-    assert!(
-        text.contains(
-            "vm-read: func(target: u32, address: u32, size: u32) -> result<list<u8>, enum>"
-        ),
-        "{text}"
-    );
-    assert!(text.contains("run: func() -> s64"), "{text}");
-    assert!(text.contains("mach calls: vm_allocate, vm_deallocate, vm_read, vm_write, vm_region, mach_task_self, bootstrap_look_up"), "{text}");
 }

@@ -1,14 +1,18 @@
-//! wasmach's integration tests: one binary, a module per area.
+//! wasmach's integration tests: one binary, a module per area. (The `wasmach` command's
+//! tests are `tests/cli`, a test target of the `wasmach-cli` package.)
 
 mod common;
+mod oracle;
 
-mod cli;
 mod components;
+mod dependencies;
+mod drift;
 mod guest_calls;
 mod guests;
 mod host_api;
 mod hostile;
 mod isolation;
+mod layers;
 mod map_model;
 mod modules;
 mod ports;

@@ -1,31 +1,9 @@
-//! The `wasmach run` contract: output lines, naming, traps and refusals.
+//! The `wasmach run` and `wasmach inspect` contract: output lines, naming, traps and refusals.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// Runs the `wasmach` binary with `args` from the repository root.
-pub(crate) fn wasmach(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmach"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("run wasmach")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-pub(crate) fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub(crate) fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::{repo, stderr, stdout, wasmach};
 
 /// A fresh directory for one test's files.
 fn scratch(test: &str) -> PathBuf {
@@ -391,7 +369,7 @@ fn bad_option_values_are_refused_with_a_message() {
 
 #[test]
 fn rust_log_debug_shows_each_vm_call_with_its_code() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmach"))
+    let out = Command::new(crate::WASMACH)
         .args([
             "run",
             "guests/wat/mailbox.wat",

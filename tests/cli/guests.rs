@@ -1,0 +1,78 @@
+//! The Rust guest programs of `guests/` (built for wasm32 by the `wasmach-guests` crate's
+//! build script) run through `wasmach run` and described by `wasmach inspect`. The same
+//! programs through the runtime's API are `tests/all/guests.rs`.
+
+use wasmach_guests::{COMPONENT, CONSUMER, GUARD, PRODUCER, SNAPSHOTTER};
+
+use crate::oracle::{expected_records, pattern_a, shown};
+use crate::{stderr, stdout, wasmach};
+
+#[test]
+fn wasmach_run_runs_the_rust_demo() {
+    let out = wasmach(&[
+        "run",
+        "guests/wat/mailbox.wat",
+        PRODUCER,
+        CONSUMER,
+        SNAPSHOTTER,
+        GUARD,
+        COMPONENT,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert_eq!(lines[0], "mailbox: 0 65536");
+    let produced = lines[1].strip_prefix("producer: ").expect(lines[1]);
+    assert_eq!(produced, shown(&expected_records()).to_string());
+    assert_eq!(lines[2], format!("consumer: {produced}"));
+    // The snapshotter writes pattern A, snapshots it and leaves pattern B; the guard then
+    // seals the page, so the component's vm-write is refused: -KERN_PROTECTION_FAILURE.
+    assert_eq!(lines[3], format!("snapshotter: {}", shown(&pattern_a())));
+    assert_eq!(lines[4], "guard: 2");
+    assert_eq!(lines[5], "component: -2");
+
+    // The component before the guard succeeds.
+    let out = wasmach(&["run", "guests/wat/mailbox.wat", COMPONENT, "--vmmap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "mailbox: 0 65536\ncomponent: {}\n",
+            shown(&pattern_a())
+        )),
+        "{text}"
+    );
+    assert!(text.contains("==== component: "), "{text}");
+}
+
+#[test]
+fn wasmach_inspect_describes_rust_guests_and_the_component() {
+    let out = wasmach(&["inspect", PRODUCER]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("memory: initial 17 pages"), "{text}");
+    assert!(text.contains("_start: func () -> (i64)"), "{text}");
+    // The runtime's checked bulk-memory imports are its own business.
+    assert!(!text.contains("wasmach:bulk"), "{text}");
+    assert!(
+        text.contains(
+            "mach calls: vm_allocate, vm_deallocate, vm_write, mach_task_self, bootstrap_look_up"
+        ),
+        "{text}"
+    );
+
+    let out = wasmach(&["inspect", COMPONENT]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("component: "), "{text}");
+    assert!(text.contains("wasmach:mach/vm@0.1.0: instance"), "{text}");
+    assert!(
+        text.contains(
+            "vm-read: func(target: u32, address: u32, size: u32) -> result<list<u8>, enum>"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("run: func() -> s64"), "{text}");
+    assert!(text.contains("mach calls: vm_allocate, vm_deallocate, vm_read, vm_write, vm_region, mach_task_self, bootstrap_look_up"), "{text}");
+}
