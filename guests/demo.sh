@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-unknown-unknown
 cargo build --release --target wasm32-unknown-unknown --manifest-path guests/Cargo.toml
 out=guests/target/wasm32-unknown-unknown/release
-cargo run -p wasmach -- run --vmmap guests/wat/mailbox.wat \
+cargo run -p wasmach-cli -- run --vmmap guests/wat/mailbox.wat \
     "$out/producer.wasm" "$out/consumer.wasm" "$out/snapshotter.wasm" "$out/guard.wasm" "$@"

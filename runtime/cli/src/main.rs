@@ -1,4 +1,6 @@
-//! `wasmach`: run WebAssembly tasks that share memory through Mach VM calls.
+//! `wasmach`, the command (the `wasmach-cli` package): run WebAssembly tasks that share
+//! memory through Mach VM calls, or describe a module. Built on the `wasmach` library's public
+//! API only.
 
 mod cli_args;
 mod inspect;
