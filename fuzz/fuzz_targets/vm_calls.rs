@@ -5,7 +5,7 @@
 //! calling on another through `Task::mach()`, and a task's guest calling its `"mach"`
 //! imports with out-pointers anywhere in its own memory), port classes (own, peer, null,
 //! unknown, dead), addresses near page and 4 GiB edges, sizes and protections. Each step runs
-//! through the runtime and through a plain model of SPEC, comparing codes, out-values, maps
+//! through the runtime and through a plain model of docs/spec.md, comparing codes, out-values, maps
 //! and memory contents after every step. A divergence panics, which libFuzzer reports with
 //! the input that caused it (`cargo fuzz fmt vm_calls <input>` prints its steps).
 //!

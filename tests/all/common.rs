@@ -7,7 +7,7 @@ use wasmach::{Region, Runtime, Task, VmProt};
 /// The page size, as the tests use it.
 pub const PAGE: u32 = wasmach::VM_PAGE_SIZE;
 
-/// Every `"mach"` import, named `$vm_allocate`, `$vm_read`, ... as in SPEC §4.
+/// Every `"mach"` import, named `$vm_allocate`, `$vm_read`, ... as in docs/spec.md §4.
 pub const MACH_IMPORTS_WAT: &str = r#"
   (import "mach" "vm_allocate" (func $vm_allocate (param i32 i32 i32 i32) (result i32)))
   (import "mach" "vm_deallocate" (func $vm_deallocate (param i32 i32 i32) (result i32)))

@@ -308,7 +308,7 @@ fn vm_read_overwrite_from_a_component_copies_and_returns_the_size() {
     assert_eq!(d.call("read-overwrite", (peer, 7, 0, 9)), Ok(0));
 }
 
-/// `vm-read-overwrite`'s error paths, in SPEC's order, each changing nothing in either task.
+/// `vm-read-overwrite`'s error paths, in docs/spec.md's order, each changing nothing in either task.
 #[test]
 fn vm_read_overwrite_from_a_component_fails_in_spec_order_and_changes_nothing() {
     let d = doors();
@@ -408,7 +408,7 @@ fn vm_copy_from_a_component_moves_bytes_inside_the_target() {
     assert_eq!(d.call("copy", (peer, 5, 0, 0xFFFF_FFFF)), Ok(0));
 }
 
-/// `vm-copy`'s error paths, in SPEC's order (the whole source before the destination),
+/// `vm-copy`'s error paths, in docs/spec.md's order (the whole source before the destination),
 /// each changing nothing.
 #[test]
 fn vm_copy_from_a_component_fails_in_spec_order_and_changes_nothing() {
@@ -549,7 +549,7 @@ fn vm_region_from_a_component_reports_a_4_gib_region_one_page_short() {
 }
 
 /// `vm-read` returns the target's bytes as a list in the component's memory; its errors
-/// are SPEC's, changing nothing.
+/// are docs/spec.md's, changing nothing.
 #[test]
 fn vm_read_from_a_component_returns_the_bytes_as_a_list() {
     let d = doors_with("(memory 3)", DOORS, &TaskOptions::default());
@@ -688,7 +688,7 @@ fn vm_read_from_a_component_without_a_quota_is_bounded_by_its_address_space() {
     );
 }
 
-/// `bootstrap-look-up` takes the name as bytes, so the runtime answers SPEC's cases itself:
+/// `bootstrap-look-up` takes the name as bytes, so the runtime answers docs/spec.md's cases itself:
 /// a name of more than 128 bytes or not UTF-8 is KERN_INVALID_ARGUMENT, unknown
 /// KERN_INVALID_NAME; 128 bytes is a valid length.
 #[test]

@@ -1,11 +1,11 @@
-//! SPEC §3 and §4 through the guest ABI: every call made by a WAT guest through its
+//! docs/spec.md §3 and §4 through the guest ABI: every call made by a WAT guest through its
 //! `"mach"` imports, with host-side inspection (`vm_read`, `regions()`) of the results.
 //!
 //! One generic guest module serves every test: it exports a thin wrapper around each
 //! import (same name, same parameters), so a test drives the guest with arbitrary
 //! arguments, plus a few helpers for its own loads and stores, `memory.size`,
 //! `memory.grow` and a checksum of its whole memory. These tests are about the calls, so
-//! they run with guest protection off (SPEC §5 as written: the guest's own loads and
+//! they run with guest protection off (docs/spec.md §5 as written: the guest's own loads and
 //! stores obey WebAssembly's bounds only), which lets the checksum see unreadable pages
 //! and lets the guest store into pages it has not allocated; `protection.rs` tests what
 //! changes when the table binds the guest too.

@@ -1,4 +1,4 @@
-//! SPEC §3–4 through the Rust host API, both doors: the host as the caller (`task.vm_*`)
+//! docs/spec.md §3–4 through the Rust host API, both doors: the host as the caller (`task.vm_*`)
 //! and a task as the caller acting on another task through a port name (`a.mach().vm_*`).
 
 use std::error::Error;
@@ -319,11 +319,11 @@ fn host_allocate_after_deallocate_reads_zero() {
     assert_eq!(t.vm_read(P, P), Ok(zeros(1)));
 }
 
-/// A guest's own store into an unallocated page (only wasm bounds check it, SPEC §5) does
+/// A guest's own store into an unallocated page (only wasm bounds check it, docs/spec.md §5) does
 /// not survive into a later allocation of that page.
 #[test]
 fn host_allocate_zero_fills_over_guest_stores_into_unallocated_pages() {
-    // Without guest protection a guest can store into a page it freed (SPEC §5 as
+    // Without guest protection a guest can store into a page it freed (docs/spec.md §5 as
     // written); allocating the page again still hands it out zeroed. (With protection, the
     // store traps: `protection.rs`.)
     let rt =

@@ -1,4 +1,4 @@
-//! Isolation under concurrency and hostility (SPEC §6-7): no pair of a host-API method and
+//! Isolation under concurrency and hostility (docs/spec.md §6-7): no pair of a host-API method and
 //! a guest call deadlocks, one task cannot use up the process's kernel mappings, and a
 //! guest cannot make the host allocate without bound.
 

@@ -1,5 +1,5 @@
 //! Model-based property tests: random sequences of VM calls against a plain page model that
-//! implements SPEC.md's rules itself (check order of §3 rule 1, first fit, rounding,
+//! implements docs/spec.md's rules itself (check order of §3 rule 1, first fit, rounding,
 //! zero-fill, quota, memmove, out-pointers). The model never calls the runtime's `vm_map`.
 //!
 //! - `host_cross_task_and_guest_calls_match_the_page_model` drives three tasks (a small
@@ -47,7 +47,7 @@ const DEFAULT: u8 = 3;
 const ALL: u8 = 7;
 
 // ---------------------------------------------------------------------------------------
-// The page model (SPEC §1, §3, §4), shared by both properties.
+// The page model (docs/spec.md §1, §3, §4), shared by both properties.
 // ---------------------------------------------------------------------------------------
 
 /// One entry per page of the address space: `None` = unallocated, `Some((cur, max))`.
@@ -57,7 +57,7 @@ struct PageModel {
 }
 
 impl PageModel {
-    /// SPEC §3 rule 6: the initial pages are allocated `DEFAULT`/`ALL`.
+    /// docs/spec.md §3 rule 6: the initial pages are allocated `DEFAULT`/`ALL`.
     fn new(limit: u32, initial: u32) -> PageModel {
         let mut pages = vec![None; limit as usize];
         for p in &mut pages[..initial as usize] {
@@ -85,7 +85,7 @@ impl PageModel {
         (end <= SPACE_END).then(|| (u64::from(addr) / P, end.div_ceil(P)))
     }
 
-    /// SPEC §3 rule 1.4 and rule 4: one pass in address order; the first unallocated page
+    /// docs/spec.md §3 rule 1.4 and rule 4: one pass in address order; the first unallocated page
     /// (or past the address space) is `INVALID_ADDRESS`, the first lacking `need` is
     /// `PROTECTION_FAILURE`.
     fn check_access(&self, addr: u32, size: u32, need: u8) -> KernResult<()> {
@@ -106,7 +106,7 @@ impl PageModel {
         Ok(())
     }
 
-    /// `vm_protect`'s checks (SPEC §4): the whole range for unallocated pages first, then
+    /// `vm_protect`'s checks (docs/spec.md §4): the whole range for unallocated pages first, then
     /// the whole range against `max`.
     fn check_protect(&self, first: u64, end: u64, prot: u8) -> KernResult<()> {
         if (first..end).any(|p| self.get(p).is_none()) {
@@ -217,7 +217,7 @@ fn region(first: u64, end: u64, (cur, max): (u8, u8)) -> Region {
 #[derive(Clone, Debug)]
 struct TaskModel {
     map: PageModel,
-    /// Pages the task may have allocated (SPEC §1 memory quota).
+    /// Pages the task may have allocated (docs/spec.md §1 memory quota).
     quota: Option<u64>,
     /// The wasm memory size in pages.
     mem_pages: u64,
@@ -341,7 +341,7 @@ struct Ptrs<'a> {
 }
 
 impl Ptrs<'_> {
-    /// SPEC §3 rule 1.3 / 1.5: each of the pointers `which` (none without pointers) must be
+    /// docs/spec.md §3 rule 1.3 / 1.5: each of the pointers `which` (none without pointers) must be
     /// 4 bytes of the caller's memory with `need` (`WRITE` for an out-pointer; an in-out
     /// pointer is also read, which §5 allows only with `READ`), else
     /// `KERN_INVALID_ARGUMENT`.
@@ -373,7 +373,7 @@ impl Ptrs<'_> {
     }
 }
 
-/// `vm_allocate` (SPEC §4) on task `t`; with pointers, the address comes from and goes to
+/// `vm_allocate` (docs/spec.md §4) on task `t`; with pointers, the address comes from and goes to
 /// `*ptrs[0]`.
 fn model_allocate(
     m: &mut [TaskModel],
@@ -421,7 +421,7 @@ fn model_allocate(
     Ok(start)
 }
 
-/// `vm_deallocate` (SPEC §4).
+/// `vm_deallocate` (docs/spec.md §4).
 fn model_deallocate(t: &mut TaskModel, addr: u32, size: u32) -> KernResult<()> {
     if size == 0 {
         return Ok(());
@@ -432,7 +432,7 @@ fn model_deallocate(t: &mut TaskModel, addr: u32, size: u32) -> KernResult<()> {
     Ok(())
 }
 
-/// `vm_protect` (SPEC §4).
+/// `vm_protect` (docs/spec.md §4).
 fn model_protect(
     t: &mut TaskModel,
     addr: u32,
@@ -460,7 +460,7 @@ fn model_read_checks(t: &TaskModel, addr: u32, size: u32) -> KernResult<()> {
     t.map.check_access(addr, size, 1)
 }
 
-/// `vm_copy` (SPEC §4).
+/// `vm_copy` (docs/spec.md §4).
 fn model_copy(t: &mut TaskModel, src: u32, count: u32, dst: u32) -> KernResult<()> {
     if count == 0 {
         return Ok(());
@@ -941,9 +941,9 @@ enum Reply {
     Region(Region),
 }
 
-/// The largest region size a guest's 32-bit out-value carries. SPEC §4 does not say what
+/// The largest region size a guest's 32-bit out-value carries. Mach does not say what
 /// `vm_region` writes for a 4 GiB region (all 65536 pages alike); the runtime documents
-/// that it reports one page short, and the model follows it.
+/// that it reports one page short (docs/spec.md §4), and the model follows it.
 const MAX_GUEST_REGION: u64 = (u32::MAX - (PAGE - 1)) as u64;
 
 impl Reply {
@@ -991,7 +991,7 @@ fn outcome(door: Door, op: &Op, stored: Option<bool>, r: KernResult<Reply>) -> O
 }
 
 /// A guest call as the interpreter export `call` of [`model_guest`] takes it: the number
-/// it dispatches on, the import's parameters after the port (SPEC §4's order), how many
+/// it dispatches on, the import's parameters after the port (docs/spec.md §4's order), how many
 /// pointers into the caller's memory it passes (an in-out pointer first), and the in-value
 /// the guest stores behind the first pointer before the call.
 struct GuestCall {
@@ -1051,7 +1051,7 @@ fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
     let (ptrs, stored) = match door {
         Door::Guest { caller, out, .. } => {
             let ptrs = guest_ptrs(op, out);
-            // SPEC §5: the guest's store traps unless its 4 bytes are allocated with WRITE.
+            // docs/spec.md §5: the guest's store traps unless its 4 bytes are allocated with WRITE.
             let stored = guest_call(op, out).in_value.map(|v| {
                 let ok = m[caller].map.check_access(ptrs[0], 4, 2).is_ok();
                 if ok {
@@ -1124,7 +1124,7 @@ fn model_step(m: &mut [TaskModel], door: Door, op: &Op) -> Outcome {
     outcome(door, op, stored, r)
 }
 
-/// `vm_region` (SPEC §4); with pointers, the address comes from `*ptrs[0]` and the region
+/// `vm_region` (docs/spec.md §4); with pointers, the address comes from `*ptrs[0]` and the region
 /// goes to `ptrs[0..4]`. The in-pointer is checked first (rule 1.3, as for a fixed
 /// `vm_allocate`), then the target's map (no region: `KERN_NO_SPACE`), then the
 /// out-pointers (rule 1.5).
@@ -1137,7 +1137,7 @@ fn model_region(m: &mut [TaskModel], t: usize, ptrs: Ptrs, addr: u32) -> KernRes
     Ok(region)
 }
 
-/// `vm_read` by task `c` (SPEC §4): the data lands in a new region of the caller.
+/// `vm_read` by task `c` (docs/spec.md §4): the data lands in a new region of the caller.
 fn model_read(
     m: &mut [TaskModel],
     t: usize,
@@ -1167,7 +1167,7 @@ fn model_read(
     Ok((data, size))
 }
 
-/// `vm_read_overwrite` by task `c` into its own `[data, data + size)` (SPEC §4): the
+/// `vm_read_overwrite` by task `c` into its own `[data, data + size)` (docs/spec.md §4): the
 /// bytes are copied, then the size is written.
 fn model_read_overwrite(
     m: &mut [TaskModel],
@@ -1195,7 +1195,7 @@ fn model_read_overwrite(
     Ok(size)
 }
 
-/// `vm_write` (SPEC §4) of `[data, data + count)` of task `c`, or of the host's
+/// `vm_write` (docs/spec.md §4) of `[data, data + count)` of task `c`, or of the host's
 /// [`bytes_for`]`(seed, count)` when there is no calling task.
 fn model_write(
     m: &mut [TaskModel],
@@ -1449,7 +1449,7 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
 }
 
 /// Every task of the model property runs this module. `hash` reads a page with the
-/// guest's own loads (so the table binds them, SPEC §5, and pages without `READ` can be
+/// guest's own loads (so the table binds them, docs/spec.md §5, and pages without `READ` can be
 /// compared); `poke` and `peek` are the guest's own 4-byte store and load; `call` is the
 /// guest door: it calls the `"mach"` import numbered `n` (see [`guest_call`]) on `port`
 /// with the parameters that follow.
@@ -1554,7 +1554,7 @@ fn guest_hash(task: &Task, page: u64) -> Result<u64, wasmach::wasmtime::Trap> {
         .map_err(|e| *e.downcast_ref::<wasmach::wasmtime::Trap>().expect("a trap"))
 }
 
-/// Whether the table lets the guest's own loads read a page (SPEC's guest protection: an
+/// Whether the table lets the guest's own loads read a page (docs/spec.md's guest protection: an
 /// allocated page whose current protection has READ or WRITE).
 fn guest_may_load(state: Option<(u8, u8)>) -> bool {
     state.is_some_and(|(cur, _)| cur & 3 != 0)
@@ -1764,7 +1764,7 @@ where
     }
 }
 
-/// SPEC §3–5 as a whole: every call's code and out-values, every task's map and memory
+/// docs/spec.md §3–5 as a whole: every call's code and out-values, every task's map and memory
 /// size, and the bytes of the pages involved (out-pointers included), after every step of a
 /// random sequence of host, cross-task and guest calls, equal the page model's.
 #[test]

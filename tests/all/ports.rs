@@ -1,4 +1,4 @@
-//! Port namespaces and the task lifecycle (SPEC §1 "Port name", §2, §4 mach_task_self,
+//! Port namespaces and the task lifecycle (docs/spec.md §1 "Port name", §2, §4 mach_task_self,
 //! bootstrap_look_up, "Task lifecycle"): names are capabilities, per namespace; a
 //! terminated task's names are dead everywhere.
 

@@ -2,7 +2,7 @@
 //! `vm_read_overwrite` and `vm_copy` of self-checking pages, with a watchdog.
 //!
 //! The 64 target tasks never run guest code: every byte written to them comes through the
-//! kernel, which holds the target's map lock for the whole copy. So SPEC §6's race (a task
+//! kernel, which holds the target's map lock for the whole copy. So docs/spec.md §6's race (a task
 //! running while it is copied) cannot arise and no torn page is allowed at all.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -1,10 +1,10 @@
-//! Concurrency (SPEC §6) and hostile guests (SPEC §4 "Task lifecycle": a trapping guest
+//! Concurrency (docs/spec.md §6) and hostile guests (docs/spec.md §4 "Task lifecycle": a trapping guest
 //! harms no other task).
 //!
 //! Every multi-threaded test arms a watchdog that aborts the process if the workers have
 //! not finished within 60 s, so that a deadlock fails the run instead of hanging it.
 //!
-//! How the mailbox test avoids the race SPEC §6 documents (bytes copied out of a task that
+//! How the mailbox test avoids the race docs/spec.md §6 documents (bytes copied out of a task that
 //! is *running* may mix old and new values): the mailbox tasks never run guest code. Every
 //! byte of a mailbox is written by the kernel (a `vm_write` by a writer task), which holds
 //! the mailbox's map lock for the whole copy, and every read of a mailbox holds the same
@@ -309,7 +309,7 @@ const GUEST_ROUNDS: u32 = 6;
 /// `max_seen[m][w]`: the highest sequence number a reader saw in page `w` of mailbox `m`.
 type MaxSeen = Vec<Vec<Option<u32>>>;
 
-/// SPEC §6: tasks on different threads transfer pages to and from shared mailbox tasks with
+/// docs/spec.md §6: tasks on different threads transfer pages to and from shared mailbox tasks with
 /// cross-task `vm_write` / `vm_read_overwrite`, from the host (`Task::mach`) and from
 /// running guests; the writers keep writing until every reader is done. Afterwards every
 /// call succeeded, every mailbox slot holds its writer's last transfer to it, no reader ever
@@ -522,7 +522,7 @@ fn racing_guest_wat() -> String {
     )
 }
 
-/// SPEC §3 rule 2 and §6: while one thread keeps changing the protection of a page, readers
+/// docs/spec.md §3 rule 2 and §6: while one thread keeps changing the protection of a page, readers
 /// on other threads (host `vm_read`, cross-task `vm_read_overwrite` and `vm_read`, a guest's
 /// `vm_read_overwrite`) and writers (host and cross-task `vm_write` of the same bytes) get
 /// either success with exactly the page's bytes or `KERN_PROTECTION_FAILURE` with nothing
@@ -672,7 +672,7 @@ fn trap_of(err: &anyhow::Error) -> Option<Trap> {
     err.downcast_ref::<Trap>().copied()
 }
 
-/// SPEC §4 "Task lifecycle": a guest that traps (unreachable, division by zero, stack
+/// docs/spec.md §4 "Task lifecycle": a guest that traps (unreachable, division by zero, stack
 /// overflow, out-of-bounds loads and stores, including right past the memory's end and near
 /// 4 GiB) stops its own call with an `Err` carrying the trap; the host does not crash, the
 /// task can be called again with its memory intact, and a peer still reads it.
@@ -791,8 +791,8 @@ const INVALID_NAME: u32 = 15;
 const SEND_INVALID_DEST: u32 = 0x1000_0003;
 const SEND_INVALID_MEMORY: u32 = 0x1000_000c;
 
-/// SPEC §3 rules 1–2 and §4: a guest passing bad pointers (-1, 0xFFFFFFFC, right at the
-/// memory's end, straddling it) in every pointer argument of every call gets the SPEC's
+/// docs/spec.md §3 rules 1–2 and §4: a guest passing bad pointers (-1, 0xFFFFFFFC, right at the
+/// memory's end, straddling it) in every pointer argument of every call gets docs/spec.md's
 /// code, never a trap or a crash, and the failed call changes no byte and no map entry.
 #[test]
 fn bad_pointers_in_every_pointer_argument_give_codes_and_change_nothing() {
@@ -929,7 +929,7 @@ fn bad_pointers_in_every_pointer_argument_give_codes_and_change_nothing() {
     assert_eq!(&task.vm_read(0, P).unwrap()[0x44..0x48], &P.to_le_bytes());
 }
 
-/// SPEC §4 "Task lifecycle": once a peer is dropped, every call a guest makes through the
+/// docs/spec.md §4 "Task lifecycle": once a peer is dropped, every call a guest makes through the
 /// name it looked up for it is `MACH_SEND_INVALID_DEST`, also when the peer dies while the
 /// guest is running on another thread; its registration is gone (`KERN_INVALID_NAME`); the
 /// guest itself keeps working.

@@ -2,7 +2,7 @@
 //! (`vm_allocate`, `vm_read`, `vm_write`, `vm_copy`, ...) that a WebAssembly task imports from
 //! the module `"mach"`, as safe Rust.
 //!
-//! - The raw imports, exactly as the runtime's SPEC §4 declares them, are in [`sys`].
+//! - The raw imports, exactly as the runtime's docs/spec.md §4 declares them, are in [`sys`].
 //! - A failed call's code is a [`KernReturn`] (success is `Ok`, see [`Result`]).
 //! - A task is named by a [`Port`] in the caller's namespace ([`Port::task_self`],
 //!   [`bootstrap_look_up`]); protections are [`VmProt`]s.

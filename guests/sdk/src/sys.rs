@@ -1,4 +1,4 @@
-//! The raw imports, exactly as SPEC §4 declares them: module `"mach"`, every parameter and
+//! The raw imports, exactly as docs/spec.md §4 declares them: module `"mach"`, every parameter and
 //! result an `i32` (here `u32` or a pointer, which are `i32` on wasm32). Pointers are
 //! addresses in the caller's own memory; out-values are little-endian `u32`s written there.
 //! Every call returns a `kern_return_t`: `0` ([`KERN_SUCCESS`]) or a code of

@@ -5,7 +5,7 @@ use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign};
 
 use crate::sys;
 
-/// A failed call's `kern_return_t` (SPEC §2): GNU Mach's values, with the same variant names
+/// A failed call's `kern_return_t` (docs/spec.md §2): GNU Mach's values, with the same variant names
 /// as the runtime's `wasmach::KernReturn`. Success (`KERN_SUCCESS`, 0) is `Ok`.
 ///
 /// The runtime returns no other values. Should a call ever return an unknown nonzero code,
@@ -257,7 +257,7 @@ impl Port {
         self.0 == 0
     }
 
-    /// Whether this names the caller itself. One task has one name in a namespace (SPEC §4,
+    /// Whether this names the caller itself. One task has one name in a namespace (docs/spec.md §4,
     /// `bootstrap_look_up`), so no other value names the caller, whatever call it came from.
     pub fn is_task_self(self) -> bool {
         !self.is_null() && self == Port::task_self()

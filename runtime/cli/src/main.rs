@@ -71,7 +71,7 @@ struct RunArgs {
     #[arg(long)]
     parallel: bool,
     /// Leave the guests' own loads, stores and bulk-memory instructions to WebAssembly's
-    /// bounds (SPEC §5). By default the protection table binds them: touching a page the
+    /// bounds (docs/spec.md §5). By default the protection table binds them: touching a page the
     /// table forbids traps ("memory fault at wasm address ...").
     #[arg(long)]
     no_guest_protection: bool,

@@ -22,7 +22,7 @@ wit_bindgen::generate!({
 use wasmach::mach::types::KernError;
 use wasmach::mach::vm;
 
-/// The `kern_return_t` value of a `kern-error` (SPEC §2).
+/// The `kern_return_t` value of a `kern-error` (docs/spec.md §2).
 fn code(e: KernError) -> u32 {
     match e {
         KernError::InvalidAddress => 1,
