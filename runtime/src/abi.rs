@@ -5,42 +5,10 @@ use wasmtime::{AsContextMut, Caller, Linker};
 
 use crate::kern::KernReturn;
 use crate::kernel::{self, Dst, InAddr, NameArg, Src};
-use crate::module::MEMORY_EXPORT;
+use crate::names::MEMORY_EXPORT;
 use crate::port::{PortName, SELF_NAME};
-use crate::task::{TaskData, TaskShared};
-
-/// Every `"mach"` import and its parameter count; each returns one `i32`.
-pub const MACH_IMPORTS: [(&str, usize); 10] = [
-    ("vm_allocate", 4),
-    ("vm_deallocate", 3),
-    ("vm_protect", 5),
-    ("vm_read", 5),
-    ("vm_read_overwrite", 5),
-    ("vm_write", 4),
-    ("vm_copy", 4),
-    ("vm_region", 5),
-    ("mach_task_self", 0),
-    ("bootstrap_look_up", 3),
-];
-
-/// The parameter count of the `"mach"` import `name`, or `None` if there is no such call.
-pub(crate) fn param_count(name: &str) -> Option<usize> {
-    MACH_IMPORTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, p)| p)
-}
-
-/// Logs a finished call at debug level (`RUST_LOG=wasmach=debug`); free when disabled.
-pub(crate) fn trace_call(call: &'static str, caller: Option<u64>, port: Option<u32>, code: i32) {
-    tracing::debug!(
-        call,
-        caller = caller.map_or_else(|| "host".to_owned(), |id| format!("task {id}")),
-        port = port.map(|p| format!("{p:#x}")),
-        result = %KernReturn::from_code(code as u32).map_or("KERN_SUCCESS", KernReturn::name),
-        "vm call"
-    );
-}
+use crate::task_state::{TaskData, TaskShared};
+use crate::trace::trace_call;
 
 /// Resolves `target` in the caller's namespace, then runs `op` as the guest.
 fn with_target(

@@ -33,7 +33,8 @@ use wasmtime::component::{HasSelf, Linker, WasmList};
 
 use crate::kern::{KernResult, KernReturn};
 use crate::port::PortName;
-use crate::task::{Mach, TaskData};
+use crate::task::Mach;
+use crate::task_state::TaskData;
 use crate::vm_map;
 
 mod bindings {
@@ -102,7 +103,7 @@ fn look_up(data: &TaskData, name: &[u8]) -> Result<u32, KernError> {
 /// kernel's calls are.
 fn refuse_name(data: &TaskData) -> Result<u32, KernError> {
     let code = KernReturn::InvalidArgument;
-    crate::abi::trace_call(
+    crate::trace::trace_call(
         "bootstrap_look_up",
         Some(data.task.id),
         None,

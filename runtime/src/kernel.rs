@@ -14,7 +14,7 @@ use crate::kern::{KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE, VmProt};
 use crate::lock::RankedGuard;
 use crate::port::PortName;
 use crate::space::{AddressSpace, MapState, PAGE};
-use crate::task::{TaskData, TaskShared};
+use crate::task_state::{TaskData, TaskShared};
 use crate::vm_map::{PageRange, Region, VmMap};
 
 /// Who makes a call.
@@ -411,8 +411,8 @@ pub(crate) fn vm_read_bytes(
         }
     }
     let mut data = Vec::with_capacity(size as usize);
-    if size >= 2 * crate::memory::HUGE_PAGE as u32 {
-        crate::memory::advise_huge_pages(data.spare_capacity_mut());
+    if size >= 2 * crate::mapping::HUGE_PAGE as u32 {
+        crate::mapping::advise_huge_pages(data.spare_capacity_mut());
     }
     // SAFETY: the source passed `check_access(READ)` under the lock still held; the
     // destination is the fresh capacity of `data`, `size` bytes, not overlapping task
@@ -615,7 +615,7 @@ pub(crate) fn bootstrap_look_up(
         }
     };
     let task = caller
-        .runtime
+        .bootstrap
         .look_up(service)
         .ok_or(KernReturn::InvalidName)?;
     if let Some(p) = port_ptr {

@@ -115,33 +115,69 @@
 //! `KERN_INVALID_ARGUMENT` for a name over 128 bytes, before reading any byte of it, and
 //! for a name that is not UTF-8, as it does for core guests.
 
+//! ## Architecture
+//!
+//! The crate is built in layers (the repository's `ARCHITECTURE.md` draws them): codes and
+//! constants; the page table and the raw mapping; the address space; task state, port
+//! namespaces and the bootstrap registry; the kernel (one function per call); the doors
+//! (guest imports, bulk imports, components, the host API [`Task`]/[`Mach`]); loading; the
+//! [`Runtime`]. Each uses only the layers below it.
+
 #![deny(missing_docs)]
 
+// Layers, from the bottom; a module uses only modules of its own layer or below (checked
+// by tests/all/layers.rs).
+// 0. codes, constants and names: kern, names, lock, trace
+mod kern;
+mod lock;
+mod names;
+mod trace;
+// 1. the page table and the raw mapping
+mod mapping;
+pub mod vm_map;
+// 2. the address space
+mod space;
+// 3. task state, port namespaces, the bootstrap registry, data segments
+mod bootstrap;
+mod port;
+mod segments;
+mod task_state;
+// 4. the kernel: one function per call
+mod kernel;
+// 5. the doors: guest imports, bulk-instruction imports, components, the host API
 mod abi;
 mod bulk;
 mod component;
-mod kern;
-mod kernel;
-mod lock;
-mod memory;
-mod module;
-mod port;
-mod runtime;
-mod space;
 mod task;
-pub mod vm_map;
+// 6. loading: module checks, the bulk rewrite, the memory creator
+mod creator;
+mod module;
+mod rewrite;
+// 7. the runtime
+mod runtime;
 
 /// The wasmtime this crate is built on (its `Trap`, `Val`, component types...), re-exported so
 /// that embedders use the same version.
 pub use wasmtime;
 
-pub use abi::MACH_IMPORTS;
-pub use bulk::{BULK_MODULE, GuestFault};
+pub use bulk::GuestFault;
 pub use kern::{KERN_SUCCESS, KernResult, KernReturn, MAX_PAGES, VM_PAGE_SIZE, VmProt};
-pub use module::{MEMORY_EXPORT, ModuleError, TaskModule};
+pub use module::{ModuleError, TaskModule};
+pub use names::{BULK_MODULE, MACH_IMPORTS, MEMORY_EXPORT};
 pub use port::PortName;
 pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
 #[doc(hidden)]
 pub use task::DebugSnapshot;
 pub use task::{Mach, Task};
 pub use vm_map::Region;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tasks_and_runtimes_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::Task>();
+        send_sync::<crate::Runtime>();
+        send_sync::<crate::TaskModule>();
+    }
+}

@@ -11,13 +11,10 @@ use wasm_encoder::{
 };
 use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType};
 
-use crate::abi;
 use crate::kern::{MAX_PAGES, PAGE_SHIFT};
-use crate::task::TaskData;
-
-/// The reserved export name under which every task exports its memory to the runtime (the
-/// loader adds it to every module; tools listing a module's own exports skip it).
-pub const MEMORY_EXPORT: &str = "wasmach:memory";
+use crate::names::MEMORY_EXPORT;
+use crate::segments::DataSegments;
+use crate::task_state::TaskData;
 
 /// Why a module cannot be a task. Returned (inside an [`anyhow::Error`]) by
 /// [`Runtime::compile`](crate::Runtime::compile) and the spawn methods.
@@ -108,7 +105,7 @@ pub(crate) struct ModuleInner {
     pub(crate) image: Image,
     pub(crate) memory: MemoryPlan,
     /// The data segments, when the bulk-memory instructions were rewritten.
-    pub(crate) segments: Option<Arc<crate::bulk::DataSegments>>,
+    pub(crate) segments: Option<Arc<DataSegments>>,
 }
 
 /// What a task is instantiated from.
@@ -166,7 +163,7 @@ pub(crate) enum Prepared {
     /// A core module whose one memory is defined and exported as [`MEMORY_EXPORT`] (and,
     /// when asked, whose bulk-memory instructions call the checked imports of
     /// [`crate::bulk`], with its data segments).
-    Core(Vec<u8>, MemoryPlan, Option<crate::bulk::DataSegments>),
+    Core(Vec<u8>, MemoryPlan, Option<DataSegments>),
     /// A component with exactly one core memory, importing only `wasmach:mach`.
     Component(Vec<u8>, MemoryPlan),
 }
@@ -191,7 +188,7 @@ pub(crate) fn prepare(bytes: &[u8], checked_bulk: bool) -> Result<Prepared, Modu
     let shape = inspect(&wasm)?;
     let wasm = rewrite(&wasm, &shape)?;
     let (wasm, segments) = if checked_bulk {
-        crate::bulk::rewrite(wasm).map_err(ModuleError::Invalid)?
+        crate::rewrite::rewrite(wasm).map_err(ModuleError::Invalid)?
     } else {
         (wasm, None)
     };
@@ -284,7 +281,7 @@ type FuncSig = (Vec<ValType>, Vec<ValType>);
 
 /// Checks one `"mach"` import against the call's signature.
 fn check_mach_import(name: &str, sig: Option<FuncSig>) -> Result<(), ModuleError> {
-    let Some(expected_params) = abi::param_count(name) else {
+    let Some(expected_params) = crate::names::param_count(name) else {
         return Err(ModuleError::UnknownMachImport(name.into()));
     };
     let (params, results) = sig.ok_or_else(|| {

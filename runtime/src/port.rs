@@ -3,8 +3,6 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use crate::task::TaskShared;
-
 /// A Mach port name: a `u32` that names a task inside one task's namespace.
 ///
 /// A name means something only in the namespace it came from; `0` is `MACH_PORT_NULL`
@@ -51,29 +49,35 @@ fn decode(name: PortName) -> Option<usize> {
     Some((name.0 >> 8).checked_sub(1)? as usize)
 }
 
-/// One task's port namespace: a table from name to task. Entries are weak: a name does not
-/// keep a terminated task alive.
-pub(crate) struct PortSpace {
-    entries: Vec<Weak<TaskShared>>,
+/// What a name can refer to: something that may have terminated (a task).
+pub(crate) trait Mortal {
+    /// Whether it still lives (a name for it is valid).
+    fn is_alive(&self) -> bool;
 }
 
-impl PortSpace {
+/// One task's port namespace: a table from name to task (`T`, the task state). Entries are
+/// weak: a name does not keep a terminated task alive.
+pub(crate) struct PortSpace<T> {
+    entries: Vec<Weak<T>>,
+}
+
+impl<T: Mortal> PortSpace<T> {
     /// A namespace holding only the owner's own name, [`SELF_NAME`].
-    pub(crate) fn new(owner: Weak<TaskShared>) -> PortSpace {
+    pub(crate) fn new(owner: Weak<T>) -> PortSpace<T> {
         PortSpace {
             entries: vec![owner],
         }
     }
 
     /// The live task `name` refers to, if any.
-    pub(crate) fn lookup(&self, name: PortName) -> Option<Arc<TaskShared>> {
+    pub(crate) fn lookup(&self, name: PortName) -> Option<Arc<T>> {
         let task = self.entries.get(decode(name)?)?.upgrade()?;
         task.is_alive().then_some(task)
     }
 
     /// The name of `task` in this namespace, inserting one if it has none yet: the same
     /// task always gets the same name.
-    pub(crate) fn insert(&mut self, task: &Arc<TaskShared>) -> PortName {
+    pub(crate) fn insert(&mut self, task: &Arc<T>) -> PortName {
         let weak = Arc::downgrade(task);
         let index = match self.entries.iter().position(|e| Weak::ptr_eq(e, &weak)) {
             Some(index) => index,

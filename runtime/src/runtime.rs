@@ -1,20 +1,22 @@
 //! The runtime: the engine every task shares, the `"mach"` linker, and the bootstrap
 //! registry through which tasks find each other.
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 use anyhow::{Context, Result, bail};
 use wasmtime::{Config, Engine, Linker, Store};
 
-use crate::bulk::TaskSegments;
-use crate::lock::{Rank, RankedGuard, RankedMutex};
-use crate::memory::{GUARD_BYTES, SpaceCreator, with_pending_space};
-use crate::module::{Image, MEMORY_EXPORT, ModuleInner, Prepared, TaskModule, prepare};
+use crate::bootstrap::Bootstrap;
+use crate::creator::{SpaceCreator, with_pending_space};
+use crate::mapping::GUARD_BYTES;
+use crate::module::{Image, ModuleInner, Prepared, TaskModule, prepare};
+use crate::names::MEMORY_EXPORT;
+use crate::segments::TaskSegments;
 use crate::space::{AddressSpace, PAGE, SpaceOptions};
-use crate::task::{Task, TaskData, TaskShared};
+use crate::task::Task;
+use crate::task_state::{TaskData, TaskShared};
 
 /// Engine-wide settings, fixed when the runtime is created.
 #[derive(Clone, Debug)]
@@ -156,30 +158,12 @@ pub(crate) struct RuntimeShared {
     engine: Engine,
     linker: Linker<TaskData>,
     component_linker: wasmtime::component::Linker<TaskData>,
-    /// The bootstrap registry (rank [`Rank::Bootstrap`]).
-    bootstrap: RankedMutex<HashMap<String, Weak<TaskShared>>>,
+    /// The bootstrap registry, shared with every task (for `bootstrap_look_up`).
+    bootstrap: Arc<Bootstrap<TaskShared>>,
     /// [`RuntimeOptions::effective_map_budget`], computed once.
     map_budget: u32,
     next_id: AtomicU64,
     options: RuntimeOptions,
-}
-
-impl RuntimeShared {
-    fn bootstrap(&self) -> RankedGuard<'_, HashMap<String, Weak<TaskShared>>> {
-        self.bootstrap.lock()
-    }
-
-    /// The live task registered as `name`.
-    pub(crate) fn look_up(&self, name: &str) -> Option<Arc<TaskShared>> {
-        let task = self.bootstrap().get(name)?.upgrade()?;
-        task.is_alive().then_some(task)
-    }
-
-    /// Removes every registration of the task `id`.
-    pub(crate) fn forget(&self, id: u64) {
-        self.bootstrap()
-            .retain(|_, t| t.upgrade().is_some_and(|t| t.id != id));
-    }
 }
 
 /// The wasmach runtime: compiles modules, spawns tasks and keeps the bootstrap registry.
@@ -219,7 +203,7 @@ impl Runtime {
                 engine,
                 linker,
                 component_linker,
-                bootstrap: RankedMutex::new(Rank::Bootstrap, HashMap::new()),
+                bootstrap: Arc::new(Bootstrap::new()),
                 map_budget: options.effective_map_budget(),
                 next_id: AtomicU64::new(1),
                 options,
@@ -325,7 +309,7 @@ impl Runtime {
                 .context("cannot reserve the task's address space")?,
         );
         let component = matches!(module.inner.image, Image::Component(_));
-        let shared = TaskShared::new(id, space.clone(), self.shared.clone(), component);
+        let shared = TaskShared::new(id, space.clone(), self.shared.bootstrap.clone(), component);
         let mut store = Store::new(
             &self.shared.engine,
             TaskData {
@@ -378,14 +362,12 @@ impl Runtime {
     /// Registers `task` with the bootstrap under `name` (replacing any earlier holder of the
     /// name), so that guests can find it with `bootstrap_look_up`.
     pub fn register(&self, name: &str, task: &Task) {
-        self.shared
-            .bootstrap()
-            .insert(name.to_owned(), Arc::downgrade(&task.shared));
+        self.shared.bootstrap.register(name, &task.shared);
     }
 
     /// Removes the registration `name`. Names already handed out stay valid.
     pub fn unregister(&self, name: &str) {
-        self.shared.bootstrap().remove(name);
+        self.shared.bootstrap.unregister(name);
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::kern::{KernResult, KernReturn, MAX_PAGES, PAGE_SHIFT, VM_PAGE_SIZE};
 use crate::lock::{Rank, RankedGuard, RankedMutex};
-use crate::memory::{Mapping, guard_regions_supported};
+use crate::mapping::{Mapping, guard_regions_supported};
 use crate::vm_map::{GuestAccess, PageKind, PageRange, VmMap};
 
 /// What the map lock guards: the page table, and what the task's mapping costs.
@@ -641,7 +641,7 @@ mod tests {
         let protect = |state: &mut MapState, prot| {
             space.change(state, range, |map| map.protect(range, false, prot))
         };
-        crate::memory::tests::FAIL_PROTECT.with(|n| n.set(1));
+        crate::mapping::tests::FAIL_PROTECT.with(|n| n.set(1));
         assert_eq!(
             protect(&mut state, VmProt::READ),
             Err(KernReturn::ResourceShortage)
@@ -664,7 +664,7 @@ mod tests {
         let mut state = space.lock();
         let range = PageRange { first: 1, end: 3 };
         // The change fails, and so does the mprotect that would put the mapping back.
-        crate::memory::tests::FAIL_PROTECT.with(|n| n.set(2));
+        crate::mapping::tests::FAIL_PROTECT.with(|n| n.set(2));
         let result = space.change(&mut state, range, |map| {
             map.protect(range, false, VmProt::NONE)
         });
@@ -676,7 +676,7 @@ mod tests {
             "no host path may touch any page"
         );
         assert_eq!(state.map.entry(0), None);
-        assert_eq!(crate::memory::tests::FAIL_PROTECT.with(|n| n.get()), 0);
+        assert_eq!(crate::mapping::tests::FAIL_PROTECT.with(|n| n.get()), 0);
     }
 
     #[test]

@@ -1,101 +1,18 @@
-//! Tasks: a wasmtime store and instance around one address space, their shared state, and
-//! the host's doors onto the VM calls.
+//! The host API, a door onto the VM calls like the guest imports: [`Task`], a running task
+//! as the host holds it, and [`Mach`], a task as the caller of the calls.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use wasmtime::component;
-use wasmtime::{
-    AsContextMut, Func, FuncType, Instance, Memory, Store, Val, WasmParams, WasmResults,
-};
+use wasmtime::{AsContextMut, Func, FuncType, Instance, Store, Val, WasmParams, WasmResults};
 
 use crate::kern::{KernResult, KernReturn, VmProt};
 use crate::kernel::{self, Caller, Dst, InAddr, NameArg, Src};
-use crate::lock::{Rank, RankedGuard, RankedMutex};
-use crate::port::{PortName, PortSpace, SELF_NAME};
-use crate::runtime::RuntimeShared;
-use crate::space::AddressSpace;
+use crate::port::{Mortal, PortName, SELF_NAME};
+use crate::task_state::{TaskData, TaskShared};
+use crate::trace::trace_call;
 use crate::vm_map::Region;
-
-/// The data of a task's wasmtime store.
-pub(crate) struct TaskData {
-    /// The task itself. (The store lives inside the task, so this is a cycle, broken when
-    /// the task terminates and its store is dropped.)
-    pub(crate) task: Arc<TaskShared>,
-    /// The task's memory, as wasmtime knows it (needed to grow it).
-    pub(crate) memory: Option<Memory>,
-    /// The instance of a core module, once instantiated.
-    pub(crate) instance: Option<Instance>,
-    /// The instance of a component, once instantiated.
-    pub(crate) component: Option<wasmtime::component::Instance>,
-    /// The data segments `memory.init` copies from, when the module's bulk-memory
-    /// instructions were rewritten into checked calls (see [`crate::bulk`]).
-    pub(crate) segments: Option<crate::bulk::TaskSegments>,
-}
-
-/// What other tasks and the kernel reach of a task.
-pub(crate) struct TaskShared {
-    /// Unique in the process; orders lock acquisition.
-    pub(crate) id: u64,
-    pub(crate) space: Arc<AddressSpace>,
-    /// The port namespace (rank [`Rank::Ports`]).
-    ports: RankedMutex<PortSpace>,
-    /// The store, while the task lives (rank [`Rank::Store`]). Locked by whoever runs the
-    /// task, for the whole call; the kernel only ever `try_lock`s it (to grow an idle
-    /// task).
-    pub(crate) store: RankedMutex<Option<Store<TaskData>>>,
-    pub(crate) runtime: Arc<RuntimeShared>,
-    /// Whether the task runs a component rather than a core module.
-    pub(crate) component: bool,
-}
-
-impl TaskShared {
-    pub(crate) fn new(
-        id: u64,
-        space: Arc<AddressSpace>,
-        runtime: Arc<RuntimeShared>,
-        component: bool,
-    ) -> Arc<TaskShared> {
-        Arc::new_cyclic(|me| TaskShared {
-            id,
-            space,
-            ports: RankedMutex::new(Rank::Ports, PortSpace::new(me.clone())),
-            store: RankedMutex::new(Rank::Store, None),
-            runtime,
-            component,
-        })
-    }
-
-    /// Whether the task has not terminated.
-    pub(crate) fn is_alive(&self) -> bool {
-        !self.space.is_dead()
-    }
-
-    /// The task's port namespace. Hold the guard only for a lookup or an insertion (rank
-    /// [`Rank::Ports`] is the highest: nothing may be locked under it).
-    pub(crate) fn ports(&self) -> RankedGuard<'_, PortSpace> {
-        self.ports.lock()
-    }
-
-    /// The port `name` names in this task's namespace, if it names a live task. The
-    /// namespace is released before this returns: the VM call runs without it.
-    pub(crate) fn target(&self, name: PortName) -> Option<Arc<TaskShared>> {
-        self.ports().lookup(name)
-    }
-
-    pub(crate) fn lock_store(&self) -> RankedGuard<'_, Option<Store<TaskData>>> {
-        self.store.lock()
-    }
-
-    /// Terminates the task: every name for it dies, its memory is released, its store is
-    /// dropped.
-    pub(crate) fn terminate(&self) {
-        self.space.terminate();
-        self.runtime.forget(self.id);
-        let store = self.lock_store().take();
-        drop(store);
-    }
-}
 
 /// A running task: one wasmtime instance with its own address space and port namespace.
 ///
@@ -291,7 +208,7 @@ impl Task {
     /// Runs a host-door call and logs it (`RUST_LOG=wasmach=debug`).
     fn trace<T>(&self, call: &'static str, op: impl FnOnce() -> KernResult<T>) -> KernResult<T> {
         let result = op();
-        crate::abi::trace_call(call, None, None, KernReturn::to_guest(&result));
+        trace_call(call, None, None, KernReturn::to_guest(&result));
         result
     }
 
@@ -424,7 +341,7 @@ impl<'t> Mach<'t> {
     ) -> KernResult<T> {
         let result = op();
         let caller = Some(self.task.id);
-        crate::abi::trace_call(call, caller, port, KernReturn::to_guest(&result));
+        trace_call(call, caller, port, KernReturn::to_guest(&result));
         result
     }
 
@@ -574,19 +491,6 @@ impl<'t> Mach<'t> {
         self.trace("vm_copy", Some(target.raw()), || {
             kernel::vm_copy(&*self.target(target)?, source, count, dest)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tasks_and_runtimes_can_move_between_threads() {
-        fn send_sync<T: Send + Sync>() {}
-        send_sync::<Task>();
-        send_sync::<crate::Runtime>();
-        send_sync::<crate::TaskModule>();
     }
 }
 
