@@ -1,4 +1,4 @@
-//! Mach's return codes, protections and page constants (SPEC §1–2).
+//! Mach's return codes, protections and page constants (docs/spec.md §1–2).
 
 use std::fmt;
 

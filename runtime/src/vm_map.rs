@@ -1,5 +1,5 @@
 //! The VM map: one protection entry per 64 KiB page of a task's address space, and every
-//! range rule of SPEC §3–4 that depends only on the map. Pure data: no memory, no locks.
+//! range rule of docs/spec.md §3–4 that depends only on the map. Pure data: no memory, no locks.
 
 use crate::kern::{ADDRESS_SPACE_END, KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE, VmProt};
 
@@ -149,7 +149,7 @@ pub struct VmMap {
 
 impl VmMap {
     /// A map of `limit` pages whose first `initial` pages are allocated with `cur = DEFAULT`
-    /// and `max = ALL` (a task's initial memory, SPEC §3 rule 6).
+    /// and `max = ALL` (a task's initial memory, docs/spec.md §3 rule 6).
     ///
     /// # Panics
     /// If `initial > limit` or `limit > MAX_PAGES`: the callers derive both from a
@@ -188,7 +188,7 @@ impl VmMap {
         })
     }
 
-    /// SPEC §3 rule 1.4 for the bytes `[address, address + size)`: `Ok` if every page is
+    /// docs/spec.md §3 rule 1.4 for the bytes `[address, address + size)`: `Ok` if every page is
     /// allocated with `need` in its current protection; else the code of the first page
     /// (in address order) that is unallocated or past the address space
     /// (`KERN_INVALID_ADDRESS`) or lacks `need` (`KERN_PROTECTION_FAILURE`). A range
