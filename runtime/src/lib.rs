@@ -5,7 +5,7 @@
 //! each other with Mach's `vm_read`, `vm_write` and `vm_copy`, and manage it with
 //! `vm_allocate`, `vm_deallocate`, `vm_protect`, `vm_region` and `vm_read_overwrite`.
 //! A task can only act on a task it holds a port name for. The contract is the project's
-//! `SPEC.md`. A task runs a core module, which imports the calls from `"mach"` (listed in
+//! `docs/spec.md`. A task runs a core module, which imports the calls from `"mach"` (listed in
 //! [`MACH_IMPORTS`]), or a component, which imports them as the `wasmach:mach` WIT
 //! interfaces of `wit/mach.wit` ([`Task::call_component`] calls its exports).
 //!
@@ -98,7 +98,7 @@
 //!
 //! ## Resources
 //!
-//! What tasks share through the process is budgeted per task (SPEC §7): the kernel
+//! What tasks share through the process is budgeted per task (docs/spec.md §7): the kernel
 //! mappings a task's memory is cut into by its protections
 //! ([`RuntimeOptions::map_budget`], [`Task::map_usage`]), its memory
 //! ([`TaskOptions::max_memory`]), and every host allocation a guest can cause (a service
