@@ -1,4 +1,4 @@
-//! The guest ABI: the `"mach"` imports (SPEC §4), every parameter and result `i32`. Each
+//! The guest ABI: the `"mach"` imports (docs/spec.md §4), every parameter and result `i32`. Each
 //! import turns its raw values into a [`kernel`] call; no rule lives here.
 
 use wasmtime::{AsContextMut, Caller, Linker};

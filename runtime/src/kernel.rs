@@ -1,4 +1,4 @@
-//! The VM calls: one function per call, each applying SPEC §3's check order once for
+//! The VM calls: one function per call, each applying docs/spec.md §3's check order once for
 //! every door (the guest imports in [`crate::abi`], the host API in [`crate::task`]).
 //!
 //! Every call locks the maps it needs for its whole duration (two maps in task-id order,
@@ -230,7 +230,7 @@ fn allocate_range(
         .allocate(state, range, || ensure_committed(cx, target, range.end))?;
     if zero {
         // Pages above the old size are fresh; pages below may hold bytes the guest
-        // stored into them while they were unallocated (SPEC §5).
+        // stored into them while they were unallocated (docs/spec.md §5).
         target.space.discard(PageRange {
             first: range.first,
             end: range.end.min(old_pages),
@@ -592,7 +592,7 @@ pub(crate) fn bootstrap_look_up(
         NameArg::Host(s) => s.len(),
         NameArg::Guest { len, .. } => len as usize,
     };
-    // Decided from the length alone, before any byte is read (SPEC §4).
+    // Decided from the length alone, before any byte is read (docs/spec.md §4).
     if len > MAX_SERVICE_NAME as usize {
         return Err(KernReturn::InvalidArgument);
     }
