@@ -1,12 +1,12 @@
 //! Component tasks: the host side of the `wasmach:mach` WIT package (`wit/mach.wit`), whose
 //! bindings are generated from the package itself. Each WIT function is the task's
-//! [`Mach`] call of the same name, so a component guest gets SPEC's semantics, codes and
+//! [`Mach`] call of the same name, so a component guest gets docs/spec.md's semantics, codes and
 //! check order through the same kernel functions as a core guest; only the shapes differ:
 //! out-values are results, `vm-read` returns the bytes as a `list<u8>` (which the canonical
 //! ABI copies into the guest), `bootstrap-look-up` takes the name as a `list<u8>`, and a
 //! failure is a `kern-error`.
 //!
-//! Bounded host work: the host holds no more of a component's data than SPEC lets the
+//! Bounded host work: the host holds no more of a component's data than docs/spec.md lets the
 //! component hold.
 //! - `bootstrap-look-up` reads its name in place in the guest's memory, after checking its
 //!   length: a name longer than [`MAX_NAME_LEN`] bytes is `KERN_INVALID_ARGUMENT` before
@@ -16,7 +16,7 @@
 //!   guest's `vm_read` counts its new region: if the caller's allocated pages plus
 //!   `size / page` would exceed its memory quota ([`TaskOptions::max_memory`]) or, without
 //!   one, its address space (the memory's declared maximum, else 4 GiB), the call is
-//!   `KERN_NO_SPACE`, decided after the port, argument and target checks (SPEC §3 rule 1.6)
+//!   `KERN_NO_SPACE`, decided after the port, argument and target checks (docs/spec.md §3 rule 1.6)
 //!   and before the host allocates or copies anything. The room is counted in pages, not
 //!   where the guest's allocator puts the list.
 //!
@@ -48,7 +48,7 @@ use bindings::wasmach::mach::types::{self, KernError, VmProt};
 use bindings::wasmach::mach::vm;
 
 /// The longest service name `bootstrap-look-up` accepts, in bytes (Mach's `name_t`,
-/// SPEC §4).
+/// docs/spec.md §4).
 pub(crate) const MAX_NAME_LEN: usize = crate::kernel::MAX_SERVICE_NAME as usize;
 
 /// The instance `wit/mach.wit`'s interface `vm` is imported as.
@@ -90,7 +90,7 @@ fn look_up_in_place(
     Ok((result,))
 }
 
-/// SPEC §4 `bootstrap_look_up` for a name of at most [`MAX_NAME_LEN`] bytes: not UTF-8 →
+/// docs/spec.md §4 `bootstrap_look_up` for a name of at most [`MAX_NAME_LEN`] bytes: not UTF-8 →
 /// `KERN_INVALID_ARGUMENT`, else the kernel's look-up.
 fn look_up(data: &TaskData, name: &[u8]) -> Result<u32, KernError> {
     match std::str::from_utf8(name) {
@@ -241,7 +241,7 @@ impl vm::Host for TaskData {
         let region: vm_map::Region = wit(self.mach().vm_region(PortName(target), address))?;
         Ok(types::Region {
             address: region.address,
-            // The full 4 GiB cannot be told in a u32: as for core guests (SPEC §4).
+            // The full 4 GiB cannot be told in a u32: as for core guests (docs/spec.md §4).
             size: region.size.min(crate::kernel::MAX_GUEST_REGION) as u32,
             protection: to_wit(region.protection),
             max_protection: to_wit(region.max_protection),
