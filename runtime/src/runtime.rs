@@ -27,7 +27,7 @@ pub struct RuntimeOptions {
     /// to an unallocated or unreadable page, or a store to a page without `WRITE`, traps
     /// (`Trap::MemoryOutOfBounds`, with a [`GuestFault`](crate::GuestFault) naming the
     /// address for a bulk instruction). Off, guests are checked by WebAssembly's bounds
-    /// only (SPEC §5). Component tasks are never bound (wasmtime's canonical ABI reads and
+    /// only (docs/spec.md §5). Component tasks are never bound (wasmtime's canonical ABI reads and
     /// writes their memory from host code, which must not fault).
     pub guest_protection: bool,
     /// Count fuel, so that [`TaskOptions::fuel`] can stop a looping guest.
@@ -40,7 +40,7 @@ pub struct RuntimeOptions {
     /// mappings (`vm.max_map_count`) among them.
     pub expected_tasks: u32,
     /// The most kernel mappings (`/proc/self/maps` entries) one task's memory may be cut
-    /// into, with guest protection on (SPEC §7). Every run of pages with a protection other
+    /// into, with guest protection on (docs/spec.md §7). Every run of pages with a protection other
     /// than its neighbours' costs one: a read-only or no-access run made by `vm_protect`
     /// (and, on kernels before Linux 6.13, which have no guard regions, a hole of
     /// unallocated pages). A call that would go past it gets `KERN_RESOURCE_SHORTAGE` and

@@ -193,7 +193,7 @@ impl AddressSpace {
     /// back and the mapping with it, and the call fails with `KERN_RESOURCE_SHORTAGE`,
     /// having changed nothing. If even that fails, the mapping could be stricter than the
     /// table, where a host copy would fault: the task is terminated instead (every name for
-    /// it dies, as SPEC's lifecycle says), and the call gets `MACH_SEND_INVALID_DEST`.
+    /// it dies, as docs/spec.md's lifecycle says), and the call gets `MACH_SEND_INVALID_DEST`.
     ///
     /// Host paths never touch a page the table forbids, and the table and the mapping
     /// change together under the map lock, so no host access can ever fault. Between the
