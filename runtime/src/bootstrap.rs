@@ -41,6 +41,18 @@ impl<T: Mortal> Bootstrap<T> {
         task.is_alive().then_some(task)
     }
 
+    /// Every live registration, by name.
+    pub(crate) fn entries(&self) -> Vec<(String, Arc<T>)> {
+        let mut entries: Vec<(String, Arc<T>)> = self
+            .names()
+            .iter()
+            .filter_map(|(name, t)| Some((name.clone(), t.upgrade()?)))
+            .filter(|(_, t)| t.is_alive())
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
     /// Removes every registration of `task` (which is terminating) and of dead tasks.
     pub(crate) fn forget(&self, task: &T) {
         self.names()

@@ -113,6 +113,44 @@ impl KernReturn {
             Err(k) => k.code() as i32,
         }
     }
+
+    /// The result a guest's `i32` return value stands for: `Ok(())` for 0, `Err` with the
+    /// code for a known code, and `Err(value)` back for anything else (a guest's own
+    /// negative error, say).
+    ///
+    /// ```
+    /// use wasmach::KernReturn;
+    /// assert_eq!(KernReturn::from_guest(0), Ok(Ok(())));
+    /// assert_eq!(KernReturn::from_guest(2), Ok(Err(KernReturn::ProtectionFailure)));
+    /// assert_eq!(KernReturn::from_guest(0x1000_0003), Ok(Err(KernReturn::SendInvalidDest)));
+    /// assert_eq!(KernReturn::from_guest(-1), Err(-1));
+    /// ```
+    pub fn from_guest(value: i32) -> Result<KernResult<()>, i32> {
+        match value {
+            0 => Ok(Ok(())),
+            _ => KernReturn::try_from(value).map(Err),
+        }
+    }
+}
+
+impl TryFrom<u32> for KernReturn {
+    type Error = u32;
+
+    /// The code with this value; `KERN_SUCCESS` and unknown values are given back.
+    fn try_from(code: u32) -> Result<KernReturn, u32> {
+        KernReturn::from_code(code).ok_or(code)
+    }
+}
+
+impl TryFrom<i32> for KernReturn {
+    type Error = i32;
+
+    /// The code a guest's `i32` holds (a message-level code such as
+    /// `MACH_SEND_INVALID_DEST` is positive too); `KERN_SUCCESS` and unknown values are
+    /// given back.
+    fn try_from(value: i32) -> Result<KernReturn, i32> {
+        KernReturn::from_code(value as u32).ok_or(value)
+    }
 }
 
 impl fmt::Display for KernReturn {

@@ -168,7 +168,7 @@ pub use port::PortName;
 pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
 #[doc(hidden)]
 pub use task::DebugSnapshot;
-pub use task::{Mach, Task};
+pub use task::{Mach, Task, TaskFunc};
 pub use vm_map::Region;
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ pub struct TaskOptions {
     /// The task's budget of kernel mappings; `None`: the runtime's
     /// ([`RuntimeOptions::map_budget`]).
     pub map_budget: Option<u32>,
+    /// A name for the task, for the host's own use: [`Task::name`] and `Debug` show it.
+    /// (It does not register the task: see [`Runtime::register`].)
+    pub name: Option<String>,
 }
 
 impl TaskOptions {
@@ -88,6 +91,12 @@ impl TaskOptions {
     /// Sets [`TaskOptions::map_budget`].
     pub fn map_budget(mut self, mappings: u32) -> Self {
         self.map_budget = Some(mappings);
+        self
+    }
+
+    /// Sets [`TaskOptions::name`].
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 }
@@ -309,7 +318,13 @@ impl Runtime {
                 .context("cannot reserve the task's address space")?,
         );
         let component = matches!(module.inner.image, Image::Component(_));
-        let shared = TaskShared::new(id, space.clone(), self.shared.bootstrap.clone(), component);
+        let shared = TaskShared::new(
+            id,
+            space.clone(),
+            self.shared.bootstrap.clone(),
+            component,
+            options.name.as_deref().map(Box::from),
+        );
         let mut store = Store::new(
             &self.shared.engine,
             TaskData {
@@ -363,6 +378,35 @@ impl Runtime {
     /// name), so that guests can find it with `bootstrap_look_up`.
     pub fn register(&self, name: &str, task: &Task) {
         self.shared.bootstrap.register(name, &task.shared);
+    }
+
+    /// The id ([`Task::id`]) of the live task registered as `name`: what a guest's
+    /// `bootstrap_look_up(name)` would find.
+    pub fn look_up(&self, name: &str) -> Option<u64> {
+        self.shared.bootstrap.look_up(name).map(|t| t.id)
+    }
+
+    /// Every live registration: each name and the id of its task, by name.
+    ///
+    /// ```
+    /// # fn main() -> anyhow::Result<()> {
+    /// let runtime = wasmach::Runtime::new()?;
+    /// let task = runtime.spawn_bytes("(module (memory 1))")?;
+    /// runtime.register("mailbox", &task);
+    /// assert_eq!(runtime.look_up("mailbox"), Some(task.id()));
+    /// assert_eq!(runtime.registrations(), vec![("mailbox".to_owned(), task.id())]);
+    /// drop(task); // a terminated task's names go
+    /// assert_eq!(runtime.look_up("mailbox"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn registrations(&self) -> Vec<(String, u64)> {
+        self.shared
+            .bootstrap
+            .entries()
+            .into_iter()
+            .map(|(name, t)| (name, t.id))
+            .collect()
     }
 
     /// Removes the registration `name`. Names already handed out stay valid.

@@ -29,6 +29,13 @@ impl Task {
         self.shared.id
     }
 
+    /// The name the host gave the task when it spawned it ([`TaskOptions::name`]), if any.
+    ///
+    /// [`TaskOptions::name`]: crate::TaskOptions::name
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
+    }
+
     /// The task's name for itself (what its `mach_task_self` returns).
     pub fn self_port(&self) -> PortName {
         SELF_NAME
@@ -155,6 +162,48 @@ impl Task {
             let func = instance.get_typed_func::<P, R>(&mut *store, name)?;
             Ok(func.call(store, params)?)
         })
+    }
+
+    /// Looks the exported function `name` up and checks its type once, for calls with
+    /// [`Task::call_func`] that skip both (what a loop of calls wants).
+    ///
+    /// ```
+    /// # fn main() -> anyhow::Result<()> {
+    /// let runtime = wasmach::Runtime::new()?;
+    /// let task = runtime.spawn_bytes(
+    ///     r#"(module (memory 1) (func (export "double") (param i32) (result i32)
+    ///          (i32.add (local.get 0) (local.get 0))))"#,
+    /// )?;
+    /// let double = task.typed_func::<i32, i32>("double")?;
+    /// for i in 0..3 {
+    ///     assert_eq!(task.call_func(&double, i)?, 2 * i);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn typed_func<P: WasmParams, R: WasmResults>(&self, name: &str) -> Result<TaskFunc<P, R>> {
+        self.with_store(|store, instance| {
+            Ok(TaskFunc {
+                task: self.shared.id,
+                func: instance.get_typed_func::<P, R>(&mut *store, name)?,
+            })
+        })
+    }
+
+    /// Calls a function [`Task::typed_func`] looked up in this task. A function of another
+    /// task is refused with an error.
+    pub fn call_func<P: WasmParams, R: WasmResults>(
+        &self,
+        func: &TaskFunc<P, R>,
+        params: P,
+    ) -> Result<R> {
+        anyhow::ensure!(
+            func.task == self.shared.id,
+            "the function belongs to task {}, not to task {}",
+            func.task,
+            self.shared.id
+        );
+        self.with_store(|store, _| Ok(func.func.call(store, params)?))
     }
 
     /// The type of the exported function `name`, if there is one.
@@ -306,8 +355,27 @@ impl Drop for Task {
 
 impl std::fmt::Debug for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Task")
-            .field("id", &self.shared.id)
+        let mut f = f.debug_struct("Task");
+        f.field("id", &self.shared.id);
+        if let Some(name) = self.name() {
+            f.field("name", &name);
+        }
+        f.finish_non_exhaustive()
+    }
+}
+
+/// An exported function of a task, looked up and type-checked once by
+/// [`Task::typed_func`], for [`Task::call_func`].
+pub struct TaskFunc<P, R> {
+    /// The task it belongs to.
+    task: u64,
+    func: wasmtime::TypedFunc<P, R>,
+}
+
+impl<P, R> std::fmt::Debug for TaskFunc<P, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskFunc")
+            .field("task", &self.task)
             .finish_non_exhaustive()
     }
 }

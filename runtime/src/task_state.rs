@@ -43,6 +43,8 @@ pub(crate) struct TaskShared {
     pub(crate) bootstrap: Arc<Bootstrap<TaskShared>>,
     /// Whether the task runs a component rather than a core module.
     pub(crate) component: bool,
+    /// The host's name for the task, if it gave one ([`crate::TaskOptions::name`]).
+    pub(crate) name: Option<Box<str>>,
 }
 
 impl TaskShared {
@@ -51,6 +53,7 @@ impl TaskShared {
         space: Arc<AddressSpace>,
         bootstrap: Arc<Bootstrap<TaskShared>>,
         component: bool,
+        name: Option<Box<str>>,
     ) -> Arc<TaskShared> {
         Arc::new_cyclic(|me| TaskShared {
             id,
@@ -59,6 +62,7 @@ impl TaskShared {
             store: RankedMutex::new(Rank::Store, None),
             bootstrap,
             component,
+            name,
         })
     }
 

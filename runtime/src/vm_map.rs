@@ -133,6 +133,18 @@ pub struct Region {
     pub max_protection: VmProt,
 }
 
+impl Region {
+    /// One past the region's last byte (`address + size`, which can be 4 GiB).
+    pub fn end(&self) -> u64 {
+        u64::from(self.address) + self.size
+    }
+
+    /// Whether `address` lies inside the region.
+    pub fn contains(&self, address: u32) -> bool {
+        self.address <= address && u64::from(address) < self.end()
+    }
+}
+
 /// The page/protection table of one address space.
 ///
 /// The table holds one entry per page up to the highest page ever allocated; every page

@@ -1,6 +1,6 @@
 //! The README's host API example, kept compiling and true.
 
-use wasmach::{KernReturn, Runtime, VM_PAGE_SIZE, VmProt};
+use wasmach::{KernReturn, Runtime, TaskOptions, VM_PAGE_SIZE, VmProt};
 
 #[test]
 fn readme_host_api_example_runs() -> anyhow::Result<()> {
@@ -36,5 +36,69 @@ fn readme_host_api_example_runs() -> anyhow::Result<()> {
         b.vm_read(page, VM_PAGE_SIZE)?,
         vec![7u8; VM_PAGE_SIZE as usize]
     );
+    Ok(())
+}
+
+#[test]
+fn readme_host_views_example_runs() -> anyhow::Result<()> {
+    let runtime = Runtime::new()?;
+    let module = runtime.compile(
+        r#"(module (memory 4)
+    (func (export "peek") (param i32) (result i32) (i32.load (local.get 0))))"#,
+    )?;
+    let task = runtime.spawn_with(&module, &TaskOptions::default().name("worker"))?;
+    runtime.register("worker", &task);
+    assert_eq!(runtime.look_up("worker"), Some(task.id())); // what bootstrap_look_up finds
+    assert_eq!(
+        format!("{task:?}"),
+        format!("Task {{ id: {}, name: \"worker\", .. }}", task.id())
+    );
+
+    // the map: vm_region walks the regions, Task::regions lists them all
+    task.vm_protect(VM_PAGE_SIZE, VM_PAGE_SIZE, false, VmProt::READ)?;
+    let region = task.vm_region(VM_PAGE_SIZE)?;
+    assert_eq!(
+        (region.address, region.end()),
+        (VM_PAGE_SIZE, 2 * u64::from(VM_PAGE_SIZE))
+    );
+    assert_eq!(task.regions().len(), 3);
+
+    // read into a buffer of the host's own, without allocating (a multiple of the page)
+    let mut page = vec![0u8; VM_PAGE_SIZE as usize];
+    assert_eq!(task.vm_read_overwrite(0, &mut page)?, VM_PAGE_SIZE);
+
+    // a guest function looked up and type-checked once, then called in a loop
+    let peek = task.typed_func::<u32, i32>("peek")?;
+    for address in [0, 8, 16] {
+        assert_eq!(task.call_func(&peek, address)?, 0);
+    }
+
+    // a guest's i32 result as a Mach code
+    assert_eq!(
+        KernReturn::from_guest(1),
+        Ok(Err(KernReturn::InvalidAddress))
+    );
+    assert_eq!(
+        KernReturn::try_from(0x1000_0003),
+        Ok(KernReturn::SendInvalidDest)
+    );
+
+    // (beyond the README) a function of another task is refused, not misused
+    let other = runtime.spawn(&module)?;
+    let err = other.call_func(&peek, 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the function belongs to task {}, not to task {}",
+            task.id(),
+            other.id()
+        )
+    );
+    assert_eq!(
+        runtime.registrations(),
+        vec![("worker".to_owned(), task.id())]
+    );
+    assert_eq!(region.contains(2 * VM_PAGE_SIZE - 1), true);
+    assert_eq!(region.contains(2 * VM_PAGE_SIZE), false);
     Ok(())
 }
