@@ -98,7 +98,7 @@ fn readme_host_views_example_runs() -> anyhow::Result<()> {
         runtime.registrations(),
         vec![("worker".to_owned(), task.id())]
     );
-    assert_eq!(region.contains(2 * VM_PAGE_SIZE - 1), true);
-    assert_eq!(region.contains(2 * VM_PAGE_SIZE), false);
+    assert!(region.contains(2 * VM_PAGE_SIZE - 1));
+    assert!(!region.contains(2 * VM_PAGE_SIZE));
     Ok(())
 }
