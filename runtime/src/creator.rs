@@ -69,7 +69,11 @@ struct TaskMemory {
 }
 
 // SAFETY: `as_ptr` is the fixed base of a reservation of 4 GiB + guard, of which
-// `byte_size` bytes are committed read-write; `grow_to` commits more without moving it.
+// `byte_size` bytes are committed; `grow_to` commits more without moving it. With guest
+// protection, committed pages carry the protections of the task's table (a forbidden one
+// faults, and JIT code's faults are traps); wasmtime's own host code never reads or writes
+// them: the bulk instructions are rewritten into the runtime's checked calls, and the host
+// reaches the memory only through the kernel's checked paths.
 unsafe impl LinearMemory for TaskMemory {
     fn byte_size(&self) -> usize {
         self.space.byte_size() as usize

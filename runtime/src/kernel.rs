@@ -161,7 +161,9 @@ fn write_outs(space: &AddressSpace, ptrs: &[u32], values: &[u32]) {
 ///
 /// # Safety
 /// Both ranges were checked under the locks still held: the source allocated with `READ`,
-/// the destination allocated with `WRITE` (so both are committed and mapped read-write).
+/// the destination allocated with `WRITE`. Both are committed, and the mapping, which
+/// follows the table under those locks (see [`AddressSpace::change`]), maps a page with
+/// `READ` readable and one with `WRITE` read-write.
 unsafe fn copy(src: &AddressSpace, src_addr: u32, dst: &AddressSpace, dst_addr: u32, len: u32) {
     // SAFETY: see the function's contract; `ptr::copy` allows overlap.
     unsafe { ptr::copy(src.at(src_addr), dst.at(dst_addr), len as usize) }
