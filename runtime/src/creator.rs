@@ -73,7 +73,8 @@ struct TaskMemory {
 // protection, committed pages carry the protections of the task's table (a forbidden one
 // faults, and JIT code's faults are traps); wasmtime's own host code never reads or writes
 // them: the bulk instructions are rewritten into the runtime's checked calls, and the host
-// reaches the memory only through the kernel's checked paths.
+// reaches the memory only through the kernel's checked paths. (Component tasks, whose
+// memory the canonical ABI reads and writes from host code, are never protected.)
 unsafe impl LinearMemory for TaskMemory {
     fn byte_size(&self) -> usize {
         self.space.byte_size() as usize
