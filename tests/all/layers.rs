@@ -30,10 +30,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the crate root", &["lib"]),
 ];
 
-/// The files of the CLI binary, if they still live beside the library (they use only its
-/// public API).
-const NOT_LIBRARY: &[&str] = &["main", "cli_args", "inspect"];
-
 /// The modules `source` uses: every `crate::name` and every name of a `use crate::{...}`
 /// group, outside comments.
 fn uses(source: &str) -> BTreeSet<String> {
@@ -96,9 +92,6 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "rs") {
             let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
-            if NOT_LIBRARY.contains(&name.as_str()) {
-                continue;
-            }
             let source = std::fs::read_to_string(&path).unwrap();
             let mut used: BTreeSet<String> = uses(&source)
                 .into_iter()
