@@ -148,6 +148,32 @@ fn check_ptrs(map: &VmMap, ptrs: &[u32]) -> KernResult<()> {
         .try_for_each(|&p| check_ptr(map, p, VmProt::WRITE))
 }
 
+/// Rule 3, size 0: the call succeeds right away, changing no memory and no map entry, but
+/// its out-values are still written, so the caller's out-pointers `outs` must be valid
+/// (`KERN_INVALID_ARGUMENT`); they get `values`. Host doors pass no pointers.
+fn size_zero(
+    maps: &Maps<'_>,
+    caller: Option<&TaskShared>,
+    outs: &[u32],
+    values: &[u32],
+) -> KernResult<()> {
+    if let Some(caller) = caller {
+        check_ptrs(maps.caller(), outs)?;
+        write_outs(&caller.space, outs, values);
+    }
+    Ok(())
+}
+
+/// The source checks of every form of `vm_read` and of `vm_copy`: rule 1.3, `address`,
+/// `size` and the form's other page-aligned arguments (`others_aligned`), then rule 1.4
+/// over the target's range, which needs `READ`.
+fn check_source(maps: &Maps<'_>, address: u32, size: u32, others_aligned: bool) -> KernResult<()> {
+    if !aligned(address) || !aligned(size) || !others_aligned {
+        return Err(KernReturn::InvalidArgument);
+    }
+    maps.target().check_access(address, size, VmProt::READ)
+}
+
 /// Writes out-values to pointers that passed [`check_ptrs`] under the lock still held.
 fn write_outs(space: &AddressSpace, ptrs: &[u32], values: &[u32]) {
     for (&p, &v) in ptrs.iter().zip(values) {
@@ -251,11 +277,11 @@ pub(crate) fn vm_allocate(
 ) -> KernResult<u32> {
     let mut maps = lock(cx.task, target)?;
     if size == 0 {
-        if let InAddr::Ptr(p) = address {
-            check_ptr(maps.caller(), p, VmProt::WRITE)?;
-            write_outs(&cx.task().space, &[p], &[0]);
-        }
-        return Ok(0);
+        let out = match address {
+            InAddr::Ptr(p) => Some(p),
+            InAddr::Value(_) => None,
+        };
+        return size_zero(&maps, cx.task, out.as_slice(), &[0]).map(|()| 0);
     }
     let count = u64::from(size).div_ceil(PAGE) as u32;
     let fixed_first = if anywhere {
@@ -307,7 +333,7 @@ pub(crate) fn vm_allocate(
 pub(crate) fn vm_deallocate(target: &TaskShared, address: u32, size: u32) -> KernResult<()> {
     let mut maps = lock(None, target)?;
     if size == 0 {
-        return Ok(());
+        return size_zero(&maps, None, &[], &[]);
     }
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
     let state = maps.target_mut();
@@ -332,7 +358,7 @@ pub(crate) fn vm_protect(
     let mut maps = lock(None, target)?;
     let prot = VmProt::from_bits(prot).ok_or(KernReturn::InvalidArgument)?;
     if size == 0 {
-        return Ok(());
+        return size_zero(&maps, None, &[], &[]);
     }
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
     maps.target().check_protect(range, prot)?;
@@ -354,14 +380,9 @@ pub(crate) fn vm_read(
     let mut maps = lock(Some(caller), target)?;
     let outs = outs.as_ref().map_or(&[][..], |o| &o[..]);
     if size == 0 {
-        check_ptrs(maps.caller(), outs)?;
-        write_outs(&caller.space, outs, &[0, 0]);
-        return Ok((0, 0));
+        return size_zero(&maps, Some(caller), outs, &[0, 0]).map(|()| (0, 0));
     }
-    if !aligned(address) || !aligned(size) {
-        return Err(KernReturn::InvalidArgument);
-    }
-    maps.target().check_access(address, size, VmProt::READ)?;
+    check_source(&maps, address, size, true)?;
     check_ptrs(maps.caller(), outs)?;
     let count = size >> PAGE_SHIFT;
     if !caller.space.quota_allows(maps.caller(), count) {
@@ -398,12 +419,9 @@ pub(crate) fn vm_read_bytes(
 ) -> KernResult<Vec<u8>> {
     let maps = lock(room_in, target)?;
     if size == 0 {
-        return Ok(Vec::new());
+        return size_zero(&maps, None, &[], &[]).map(|()| Vec::new());
     }
-    if !aligned(address) || !aligned(size) {
-        return Err(KernReturn::InvalidArgument);
-    }
-    maps.target().check_access(address, size, VmProt::READ)?;
+    check_source(&maps, address, size, true)?;
     if let Some(caller) = room_in {
         let (map, pages) = (maps.caller(), size >> PAGE_SHIFT);
         if u64::from(map.allocated_pages()) + u64::from(pages) > u64::from(map.limit())
@@ -439,20 +457,13 @@ pub(crate) fn vm_read_overwrite(
     let maps = lock(cx.task, target)?;
     let outs = out_size.as_slice();
     if size == 0 {
-        if let Some(caller) = cx.task {
-            check_ptrs(maps.caller(), outs)?;
-            write_outs(&caller.space, outs, &[0]);
-        }
-        return Ok(0);
+        return size_zero(&maps, cx.task, outs, &[0]).map(|()| 0);
     }
     let dst_ok = match &dst {
         Dst::Task(data) => aligned(*data),
         Dst::Host(buf) => buf.len() == size as usize,
     };
-    if !aligned(address) || !aligned(size) || !dst_ok {
-        return Err(KernReturn::InvalidArgument);
-    }
-    maps.target().check_access(address, size, VmProt::READ)?;
+    check_source(&maps, address, size, dst_ok)?;
     match dst {
         Dst::Task(data) => {
             maps.caller().check_access(data, size, VmProt::WRITE)?;
@@ -485,7 +496,7 @@ pub(crate) fn vm_write(
 ) -> KernResult<()> {
     let maps = lock(cx.task, target)?;
     if count == 0 {
-        return Ok(());
+        return size_zero(&maps, None, &[], &[]);
     }
     let src_ok = match &src {
         Src::Task(data) => {
@@ -518,12 +529,9 @@ pub(crate) fn vm_write(
 pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -> KernResult<()> {
     let maps = lock(None, target)?;
     if count == 0 {
-        return Ok(());
+        return size_zero(&maps, None, &[], &[]);
     }
-    if !aligned(source) || !aligned(count) || !aligned(dest) {
-        return Err(KernReturn::InvalidArgument);
-    }
-    maps.target().check_access(source, count, VmProt::READ)?;
+    check_source(&maps, source, count, aligned(dest))?;
     maps.target().check_access(dest, count, VmProt::WRITE)?;
     // SAFETY: source checked READ and destination checked WRITE in the target under the
     // lock still held; overlapping ranges are `memmove`d.
