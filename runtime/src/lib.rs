@@ -134,7 +134,7 @@ mod names;
 mod trace;
 // 1. the page table and the raw mapping
 mod mapping;
-pub mod vm_map;
+mod vm_map;
 // 2. the address space
 mod space;
 // 3. task state, port namespaces, the bootstrap registry, data segments
@@ -169,7 +169,15 @@ pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
 #[doc(hidden)]
 pub use task::DebugSnapshot;
 pub use task::{Mach, Task, TaskFunc};
-pub use vm_map::Region;
+pub use vm_map::{PageState, Region};
+
+/// The page table itself, for the project's own property tests and fuzz target (which
+/// compare it with a model of the spec): not part of the API, which shows a task's map
+/// through [`Task::regions`], [`Task::vm_region`] and [`Region`].
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::vm_map::{GuestAccess, PageRange, VmMap};
+}
 
 #[cfg(test)]
 mod tests {

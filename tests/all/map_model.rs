@@ -17,7 +17,7 @@
 //!   starts with a fixed prelude (regions of several protections, with data) so that random
 //!   steps meet a varied map; a step the model predicts to move more than 1 MiB
 //!   successfully (only possible in the 4 GiB task) is skipped.
-//! - `vm_map_matches_the_page_model` does the same directly on `wasmach::vm_map::VmMap`.
+//! - `vm_map_matches_the_page_model` does the same directly on the page table (`wasmach::testing::VmMap`).
 //!
 //! One generator feeds both this file's properties and the fuzz target
 //! (`fuzz/fuzz_targets/vm_calls.rs`): the spec types implement [`Arbitrary`], so the fuzzer
@@ -35,7 +35,7 @@ use std::sync::OnceLock;
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed, TestCaseError, TestRunner};
-use wasmach::vm_map::{PageRange, VmMap};
+use wasmach::testing::{PageRange, VmMap};
 use wasmach::{KernResult, KernReturn, PortName, Region, Runtime, Task, TaskModule, TaskOptions};
 use wasmach::{MAX_PAGES, VmProt};
 
