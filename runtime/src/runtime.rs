@@ -41,10 +41,11 @@ pub struct RuntimeOptions {
     pub expected_tasks: u32,
     /// The most kernel mappings (`/proc/self/maps` entries) one task's memory may be cut
     /// into, with guest protection on (docs/spec.md §7). Every run of pages with a protection other
-    /// than its neighbours' costs one: a read-only or no-access run made by `vm_protect`
-    /// (and, on kernels before Linux 6.13, which have no guard regions, a hole of
-    /// unallocated pages). A call that would go past it gets `KERN_RESOURCE_SHORTAGE` and
-    /// changes nothing; `memory.grow` gets -1. `None` (the default): `vm.max_map_count / 2 /
+    /// than its neighbours' costs one: a read-only or no-access run made by `vm_protect`,
+    /// or a hole of unallocated pages. A change that would go past it makes its range's
+    /// unallocated pages guard regions instead, where the kernel has them (Linux 6.13),
+    /// which cost no mapping; if that is not enough, it gets `KERN_RESOURCE_SHORTAGE` and
+    /// changes nothing, and `memory.grow` gets -1. `None` (the default): `vm.max_map_count / 2 /
     /// expected_tasks`, at least 16 (511 with Linux's default 65 530 and 64 tasks).
     /// [`TaskOptions::map_budget`] sets it per task.
     pub map_budget: Option<u32>,

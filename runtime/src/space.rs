@@ -128,23 +128,22 @@ impl AddressSpace {
     }
 
     /// The host protection a committed page gets: what its guest may do if it is
-    /// allocated; `PROT_NONE` if it is freed but still holds its memory (so that it can be
-    /// reused without faulting fresh pages in); and for an unallocated page, read-write
-    /// under a guard where the kernel has guards (so it costs no mapping of its own), else
-    /// `PROT_NONE`. An uncommitted page is `PROT_NONE`.
+    /// allocated; `PROT_NONE` if it is unallocated, whether freed and still holding its
+    /// memory (so that it can be reused without faulting fresh pages in) or a hole; and
+    /// read-write under a guard if it is a guard region (which costs no mapping of its own).
+    /// An uncommitted page is `PROT_NONE`.
     fn level(&self, kind: PageKind, page: u32, committed: u32) -> GuestAccess {
         match kind {
             _ if page >= committed => GuestAccess::None,
             PageKind::Allocated(access) => access,
-            PageKind::Freed => GuestAccess::None,
-            PageKind::Unallocated if self.guards => GuestAccess::ReadWrite,
-            PageKind::Unallocated => GuestAccess::None,
+            PageKind::Freed | PageKind::Hole => GuestAccess::None,
+            PageKind::Guarded => GuestAccess::ReadWrite,
         }
     }
 
     /// Whether a committed page of `kind` is a guard region.
     fn guarded(&self, kind: PageKind) -> bool {
-        self.guards && kind == PageKind::Unallocated
+        kind == PageKind::Guarded
     }
 
     /// The change in the number of mapping runs when the pages `touched` go from `saved`
@@ -186,9 +185,10 @@ impl AddressSpace {
     /// and, with guest protection on, brings the mapping in step with it.
     ///
     /// A change that would cut the mapping into more runs than the task's budget fails
-    /// with `KERN_RESOURCE_SHORTAGE` before anything is touched, unless handing back the
-    /// memory of the range's freed pages at once (making them guard regions) keeps it
-    /// within the budget. If the mapping cannot
+    /// with `KERN_RESOURCE_SHORTAGE` before anything is touched, unless making the range's
+    /// unallocated pages guard regions (where the kernel has them) keeps it within the
+    /// budget: a guard costs no mapping, but a page-table entry per 4 KiB, so holes are
+    /// `PROT_NONE` runs while the budget has room. If the mapping cannot
     /// follow (`mprotect` fails: the process is out of mappings or memory), the table is put
     /// back and the mapping with it, and the call fails with `KERN_RESOURCE_SHORTAGE`,
     /// having changed nothing. If even that fails, the mapping could be stricter than the
@@ -256,7 +256,7 @@ impl AddressSpace {
             };
             let (mut runs, mut delta) = runs_after(&state.map);
             if delta > 0 && runs > self.options.map_budget && self.guards {
-                state.map.release(touched);
+                state.map.guard(touched);
                 (runs, delta) = runs_after(&state.map);
             }
             if delta > 0 && runs > self.options.map_budget {
@@ -467,18 +467,10 @@ impl AddressSpace {
     /// Hands the physical memory of freed pages back to the kernel once at least
     /// [`RELEASE_BATCH_PAGES`] of them wait (the map marks freed pages as unreleased until
     /// then; pages allocated again meanwhile leave the count: `vm_allocate` zero-fills what
-    /// it hands out and `vm_read` overwrites it). With guard regions, the freed pages become
-    /// guards, which also gives their mappings back. The caller holds the map lock.
+    /// it hands out and `vm_read` overwrites it). They become holes: their protection stays
+    /// `PROT_NONE`, so the mapping does not change. The caller holds the map lock.
     pub(crate) fn release_freed(&self, state: &mut MapState) {
-        if state.map.unreleased_pages() < RELEASE_BATCH_PAGES {
-            return;
-        }
-        if self.guards {
-            let span = state.map.unreleased_span();
-            // A failure leaves the pages freed and resident (or, past undoing, terminates
-            // the task): either way the table and the mapping agree.
-            let _ = self.change(state, span, |map| map.release(span));
-        } else {
+        if state.map.unreleased_pages() >= RELEASE_BATCH_PAGES {
             for run in state.map.take_unreleased() {
                 self.discard(run);
             }
@@ -568,6 +560,7 @@ pub(crate) const PAGE: u64 = VM_PAGE_SIZE as u64;
 mod tests {
     use super::*;
     use crate::kern::VmProt;
+    use crate::vm_map::GuestAccess;
 
     /// Whether every 4 KiB page of `[from, to)` (wasm pages) is resident, per mincore(2).
     fn resident(space: &AddressSpace, from: u32, to: u32) -> Vec<bool> {
@@ -791,7 +784,7 @@ mod tests {
     }
 
     #[test]
-    fn freed_pages_stay_resident_as_mappings_until_their_batch_or_the_budget_says_otherwise() {
+    fn freed_pages_and_holes_are_prot_none_runs_until_the_budget_needs_guards() {
         if !guard_regions_supported() {
             eprintln!("skipped: this kernel has no MADV_GUARD_INSTALL (Linux 6.13)");
             return;
@@ -821,17 +814,17 @@ mod tests {
         assert_eq!(state.runs, 4);
         assert_eq!(free(&mut state, 5), Ok(1));
         assert_eq!(state.runs, 6);
-        // A batch of 64 freed pages turns every waiting one into a guard.
+        // A batch of 64 freed pages gives the memory of every waiting one back; they stay
+        // PROT_NONE holes (no page-table entries), so the mapping does not change.
         let range = PageRange { first: 7, end: 71 };
         assert_eq!(
             space.change(&mut state, range, |map| map.deallocate(range)),
             Ok(64)
         );
-        assert_eq!(state.runs, 8);
         space.release_freed(&mut state);
-        assert_eq!(state.runs, 2);
-        assert_eq!(kernel_mappings(&space), 2);
-        assert_eq!(perms(page3), "rw-p", "a guard");
+        assert_eq!(state.runs, 8);
+        assert_eq!(kernel_mappings(&space), 8);
+        assert_eq!(perms(page3), "---p");
         let after = resident(&space, 3, 71);
         assert_eq!(
             after[..4],
@@ -839,21 +832,72 @@ mod tests {
             "pages 4 and 6 are allocated"
         );
         assert!(after[4..].iter().all(|&r| !r));
-        for page in [100, 102, 104] {
-            assert_eq!(free(&mut state, page), Ok(1));
-        }
+        assert_eq!(state.map.kind(3), PageKind::Hole);
+        // The budget is full: the next free makes the page a guard region at once.
+        assert_eq!(free(&mut state, 100), Ok(1));
         assert_eq!(state.runs, 8);
-        // The budget is full: the next free hands the page back at once, as a guard.
-        assert_eq!(free(&mut state, 106), Ok(1));
-        assert_eq!(state.runs, 8);
-        // SAFETY: page 106 is committed; only its address is formed.
-        assert_eq!(perms(unsafe { space.at(106 * PAGE as u32) }), "rw-p");
-        assert!(!resident(&space, 106, 107)[0]);
+        assert_eq!(state.map.kind(100), PageKind::Guarded);
+        // SAFETY: page 100 is committed; only its address is formed.
+        assert_eq!(
+            perms(unsafe { space.at(100 * PAGE as u32) }),
+            "rw-p",
+            "a guard"
+        );
+        assert!(!resident(&space, 100, 101)[0]);
         assert_eq!(kernel_mappings(&space), 8);
-        // Allocated again, a guard reads as zero.
-        let page3_range = PageRange { first: 3, end: 4 };
-        assert_eq!(space.allocate(&mut state, page3_range, || Ok(())), Ok(()));
-        // SAFETY: page 3 is allocated and readable.
-        assert_eq!(unsafe { page3.read() }, 0);
+        // Allocated again, a hole and a guard read as zero.
+        for page in [3, 100] {
+            let range = PageRange {
+                first: page,
+                end: page + 1,
+            };
+            assert_eq!(space.allocate(&mut state, range, || Ok(())), Ok(()));
+            // SAFETY: the page is allocated and readable.
+            assert_eq!(unsafe { space.at(page * PAGE as u32).read() }, 0);
+        }
+        assert_eq!(
+            state.map.kind(100),
+            PageKind::Allocated(GuestAccess::ReadWrite)
+        );
+    }
+
+    #[test]
+    fn growth_past_a_hole_costs_a_mapping_and_no_page_table() {
+        /// The process's page tables, in KiB (`VmPTE` of /proc/self/status).
+        fn page_tables_kib() -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmPTE:")).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        }
+        let before = page_tables_kib();
+        let space = space(1, 65536, true, 64);
+        let mut state = space.lock();
+        // Allocate the last 16 pages of 4 GiB: the memory grows past a 4 GiB hole.
+        let range = PageRange {
+            first: 65520,
+            end: 65536,
+        };
+        let grow = || {
+            space
+                .kernel_grow(|| space.grow_to(1 << 32))
+                .map_err(|_| KernReturn::ResourceShortage)
+        };
+        assert_eq!(space.allocate(&mut state, range, grow), Ok(()));
+        assert_eq!(state.map.kind(1000), PageKind::Hole);
+        assert_eq!(
+            state.runs, 4,
+            "page 0, the hole, the last 16 pages, the guard"
+        );
+        assert_eq!(
+            kernel_mappings(&space),
+            3,
+            "inside the 4 GiB: all but the guard"
+        );
+        // SAFETY: page 1000 is committed; only its address is formed.
+        assert_eq!(perms(unsafe { space.at(1000 * PAGE as u32) }), "---p");
+        // Guarding the hole would take 8 MiB of page tables (8 bytes per 4 KiB); other
+        // tests of this process may add a little meanwhile.
+        let grown = page_tables_kib().saturating_sub(before);
+        assert!(grown < 1024, "{grown} KiB of page tables for a hole");
     }
 }

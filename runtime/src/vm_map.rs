@@ -7,6 +7,9 @@ use crate::kern::{ADDRESS_SPACE_END, KernResult, KernReturn, PAGE_SHIFT, VM_PAGE
 const ALLOCATED: u8 = 0x80;
 /// Entry bit of an unallocated page: freed, its physical memory not yet handed back.
 const UNRELEASED: u8 = 0x40;
+/// Entry bit of an unallocated page: a guard region in the host mapping (see
+/// [`PageKind::Guarded`]).
+const GUARDED: u8 = 0x01;
 /// Entry bits 0..3: the current protection.
 const CUR_MASK: u8 = 0x07;
 /// Entry bits 3..6: the maximum protection.
@@ -55,16 +58,21 @@ impl GuestAccess {
 }
 
 /// What a page is to the host mapping: allocated (with what its guest may do), freed but
-/// still holding its physical memory (waiting to be released in a batch), or unallocated
-/// with nothing behind it.
+/// still holding its physical memory (waiting to be released in a batch), an unallocated
+/// hole with nothing behind it, or an unallocated guard region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PageKind {
     /// Allocated.
     Allocated(GuestAccess),
     /// Freed, its memory not yet handed back.
     Freed,
-    /// Unallocated, its memory handed back (or never used).
-    Unallocated,
+    /// Unallocated, its memory handed back (or never used): `PROT_NONE`, one mapping per
+    /// run of such pages, nothing per page.
+    Hole,
+    /// Unallocated, a guard region: faults like `PROT_NONE` without a mapping of its own,
+    /// but its marker costs a page-table entry per 4 KiB. Used where the mapping budget
+    /// would not allow a hole.
+    Guarded,
 }
 
 /// A half-open run of pages `[first, end)`, `end <= MAX_PAGES`.
@@ -253,34 +261,28 @@ impl VmMap {
             PageKind::Allocated(GuestAccess::of(entry))
         } else if entry & UNRELEASED != 0 {
             PageKind::Freed
+        } else if entry & GUARDED != 0 {
+            PageKind::Guarded
         } else {
-            PageKind::Unallocated
+            PageKind::Hole
         }
     }
 
-    /// Counts the freed pages of `range` as released (their memory is handed back by the
-    /// caller): [`PageKind::Freed`] becomes [`PageKind::Unallocated`].
-    pub(crate) fn release(&mut self, range: PageRange) {
-        let end = range.end.min(self.len());
+    /// Marks every unallocated page of `range` (inside the table's limit) a guard region:
+    /// freed pages count as released (the guard drops their memory).
+    pub(crate) fn guard(&mut self, range: PageRange) {
+        let end = range.end.min(self.limit);
+        if end > self.len() {
+            self.pages.resize(end as usize, 0);
+        }
         let Some(entries) = self.pages.get_mut(range.first as usize..end as usize) else {
             return;
         };
-        for e in entries.iter_mut().filter(|e| **e & UNRELEASED != 0) {
-            *e = 0;
-            self.unreleased -= 1;
-        }
-    }
-
-    /// The pages from the first to the last freed, unreleased one (empty if none).
-    pub(crate) fn unreleased_span(&self) -> PageRange {
-        let first = self.pages.iter().position(|&e| e & UNRELEASED != 0);
-        let last = self.pages.iter().rposition(|&e| e & UNRELEASED != 0);
-        match (first, last) {
-            (Some(first), Some(last)) => PageRange {
-                first: first as u32,
-                end: last as u32 + 1,
-            },
-            _ => PageRange { first: 0, end: 0 },
+        for e in entries.iter_mut().filter(|e| **e & ALLOCATED == 0) {
+            if *e & UNRELEASED != 0 {
+                self.unreleased -= 1;
+            }
+            *e = GUARDED;
         }
     }
 
