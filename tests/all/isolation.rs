@@ -332,7 +332,7 @@ fn a_guest_fragmenting_its_protections_stops_at_its_budget_and_other_tasks_carry
 }
 
 #[test]
-fn holes_of_unallocated_pages_cost_no_mapping() {
+fn holes_past_the_budget_become_guard_regions_that_cost_no_mapping() {
     let runtime = runtime();
     // A budget of 4 mappings: room for one freed page kept resident, none for 2047 holes.
     let module = runtime.compile("(module (memory 4096))").unwrap();
