@@ -20,7 +20,8 @@
 //! any test that reaches it rather than as a rare hang.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+
+use parking_lot::{Mutex, MutexGuard};
 
 /// The rank of a lock: locks are taken in increasing rank only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,8 +36,11 @@ pub(crate) enum Rank {
     Ports = 4,
 }
 
-/// A `Mutex` with a [`Rank`]. A poisoned lock is taken over: every structure the runtime
-/// guards is changed only by code that does not panic halfway.
+/// A mutex with a [`Rank`]. It is `parking_lot`'s, which is eventually fair: a thread that
+/// has waited about half a millisecond gets the lock handed over at the next release, so a
+/// thread that calls into a task in a loop (taking its store or its map again right after
+/// releasing it) cannot starve another that needs it. (It has no poisoning: every
+/// structure the runtime guards is changed only by code that does not panic halfway.)
 pub(crate) struct RankedMutex<T> {
     rank: Rank,
     inner: Mutex<T>,
@@ -67,7 +71,7 @@ impl<T> RankedMutex<T> {
         #[cfg(not(debug_assertions))]
         let _ = key;
         RankedGuard {
-            guard: self.inner.lock().unwrap_or_else(PoisonError::into_inner),
+            guard: self.inner.lock(),
             #[cfg(debug_assertions)]
             _held: held,
         }
@@ -80,11 +84,7 @@ impl<T> RankedMutex<T> {
 
     /// Takes the lock if it is free. Never waits, so it may be called out of rank order.
     pub(crate) fn try_lock(&self) -> Option<RankedGuard<'_, T>> {
-        let guard = match self.inner.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
+        let guard = self.inner.try_lock()?;
         Some(RankedGuard {
             guard,
             #[cfg(debug_assertions)]

@@ -190,7 +190,7 @@ fn no_host_method_deadlocks_with_a_guest_looping_on_every_call() {
         let (a, stop, rounds) = (a.clone(), stop.clone(), guest_rounds.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                assert_eq!(a.call::<i32, i32>("spin", 16).unwrap(), 0);
+                assert_eq!(a.call::<i32, i32>("spin", 4).unwrap(), 0);
                 rounds.fetch_add(1, Ordering::Relaxed);
             }
         })
@@ -223,7 +223,7 @@ fn no_host_method_deadlocks_with_a_guest_looping_on_every_call() {
         if guest_thread.is_finished() || host_thread.is_finished() {
             break; // a panic (an assertion, or a lock taken out of rank order)
         }
-        if now.0 >= 50 && now.1 >= 50 {
+        if now.0 >= 30 && now.1 >= 30 {
             break;
         }
         if now != (last.0, last.1) {
