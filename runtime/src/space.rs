@@ -24,6 +24,12 @@ pub(crate) struct MapState {
 /// `vm_deallocate` reuses resident pages instead of faulting fresh ones in on every call.
 pub(crate) const RELEASE_BATCH_PAGES: u32 = 64;
 
+/// The most pages one change may turn into guard regions (64 MiB, whose markers take at
+/// most 128 KiB of page tables): the budget's fallback is for many small holes; a larger
+/// range is one run anyway, and guarding it would cost the process page tables without
+/// bound (8 MiB for 4 GiB).
+const MAX_GUARD_PAGES: u32 = 1024;
+
 /// How an address space is set up.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SpaceOptions {
@@ -255,7 +261,11 @@ impl AddressSpace {
                 ((i64::from(state.runs) + delta) as u32, delta)
             };
             let (mut runs, mut delta) = runs_after(&state.map);
-            if delta > 0 && runs > self.options.map_budget && self.guards {
+            if delta > 0
+                && runs > self.options.map_budget
+                && self.guards
+                && touched.len() <= MAX_GUARD_PAGES
+            {
                 state.map.guard(touched);
                 (runs, delta) = runs_after(&state.map);
             }
