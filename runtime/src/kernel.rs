@@ -255,14 +255,11 @@ fn allocate_range(
     let old_pages = target.space.pages();
     target
         .space
-        .allocate(state, range, || ensure_committed(cx, target, range.end))?;
+        .allocate(state, range, || ensure_committed(cx, target, range.end()))?;
     if zero {
         // Pages above the old size are fresh; pages below may hold bytes the guest
         // stored into them while they were unallocated (docs/spec.md §5).
-        target.space.discard(PageRange {
-            first: range.first,
-            end: range.end.min(old_pages),
-        });
+        target.space.discard(range.below(old_pages));
     }
     Ok(())
 }
@@ -299,10 +296,8 @@ pub(crate) fn vm_allocate(
         if u64::from(first) + u64::from(count) > u64::from(maps.target().limit()) {
             return Err(KernReturn::InvalidAddress);
         }
-        if maps.target().any_allocated(PageRange {
-            first,
-            end: first + count,
-        }) {
+        let range = PageRange::from_count(first, count).ok_or(KernReturn::InvalidAddress)?;
+        if maps.target().any_allocated(range) {
             return Err(KernReturn::NoSpace);
         }
         Some(first)
@@ -317,10 +312,7 @@ pub(crate) fn vm_allocate(
         Some(first) => first,
         None => maps.target().find_free(count).ok_or(KernReturn::NoSpace)?,
     };
-    let range = PageRange {
-        first,
-        end: first + count,
-    };
+    let range = PageRange::from_count(first, count).ok_or(KernReturn::NoSpace)?;
     allocate_range(cx, target, maps.target_mut(), range, true)?;
     let start = first << PAGE_SHIFT;
     if let InAddr::Ptr(p) = address {
@@ -389,10 +381,7 @@ pub(crate) fn vm_read(
         return Err(KernReturn::NoSpace);
     }
     let first = maps.caller().find_free(count).ok_or(KernReturn::NoSpace)?;
-    let range = PageRange {
-        first,
-        end: first + count,
-    };
+    let range = PageRange::from_count(first, count).ok_or(KernReturn::NoSpace)?;
     // Not zeroed: every byte is overwritten below.
     allocate_range(cx, caller, maps.caller_mut(), range, false)?;
     let data = first << PAGE_SHIFT;

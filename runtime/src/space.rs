@@ -127,10 +127,7 @@ impl AddressSpace {
     fn terminate_locked(&self, state: &mut MapState) {
         self.dead.store(true, Ordering::Release);
         state.map.clear();
-        self.discard(PageRange {
-            first: 0,
-            end: MAX_PAGES,
-        });
+        self.discard(PageRange::ALL);
     }
 
     /// The host protection a committed page gets: what its guest may do if it is
@@ -164,8 +161,8 @@ impl AddressSpace {
         new_pages: u32,
     ) -> i64 {
         let before = |p: u32| {
-            let kind = if p >= touched.first && p < touched.end {
-                VmMap::kind_of(saved[(p - touched.first) as usize])
+            let kind = if p >= touched.first() && p < touched.end() {
+                VmMap::kind_of(saved[(p - touched.first()) as usize])
             } else {
                 map.kind(p)
             };
@@ -173,7 +170,7 @@ impl AddressSpace {
         };
         let after = |p: u32| self.level(map.kind(p), p, new_pages);
         // Page MAX_PAGES stands for the guard after the 4 GiB, always PROT_NONE.
-        let window = touched.first.saturating_sub(1)..(touched.end + 1).min(MAX_PAGES + 1);
+        let window = touched.first().saturating_sub(1)..(touched.end() + 1).min(MAX_PAGES + 1);
         let boundaries = |level: &dyn Fn(u32) -> GuestAccess| {
             let mut previous = None;
             let mut count = 0i64;
@@ -214,7 +211,7 @@ impl AddressSpace {
         self.apply(state, range, None, || Ok(()), op)
     }
 
-    /// Allocates `range` (growing the memory to `range.end` pages with `grow` first if it
+    /// Allocates `range` (growing the memory to `range.end()` pages with `grow` first if it
     /// is shorter), as [`AddressSpace::change`] does. Pages that were freed may still hold
     /// their old bytes: the caller zeroes ([`AddressSpace::discard`]) or overwrites them.
     pub(crate) fn allocate(
@@ -223,7 +220,7 @@ impl AddressSpace {
         range: PageRange,
         grow: impl FnOnce() -> KernResult<()>,
     ) -> KernResult<()> {
-        let end = (range.end > self.pages()).then_some(range.end);
+        let end = (range.end() > self.pages()).then_some(range.end());
         self.apply(state, range, end, grow, |map| map.allocate(range))
     }
 
@@ -239,10 +236,7 @@ impl AddressSpace {
         let new_pages = grow_to.map_or(old_pages, |end| end.max(old_pages));
         // Growth commits the pages between the old and the new end: they change too.
         let touched = if new_pages > old_pages {
-            PageRange {
-                first: range.first.min(old_pages),
-                end: range.end.max(new_pages),
-            }
+            PageRange::new(old_pages, new_pages).map_or(range, |grown| range.union(grown))
         } else {
             range
         };
@@ -327,8 +321,8 @@ impl AddressSpace {
         old_pages: u32,
     ) -> Result<(), SyncError> {
         let committed = self.pages();
-        let end = touched.end.min(committed);
-        let was = |p: u32| VmMap::kind_of(saved[(p - touched.first) as usize]);
+        let end = touched.end().min(committed);
+        let was = |p: u32| VmMap::kind_of(saved[(p - touched.first()) as usize]);
         let was_guarded = |p: u32| p < old_pages && self.guarded(was(p));
         let current = |p: u32| {
             if p < old_pages {
@@ -343,21 +337,21 @@ impl AddressSpace {
                 && matches!(was(p), PageKind::Allocated(_)) == was_allocated)
                 .then_some(())
         };
-        for_runs(touched.first, end, |p| to_guard(p, false))
+        for_runs(touched.first(), end, |p| to_guard(p, false))
             .try_for_each(|(run, ())| self.guard(run, true))
             .map_err(|_| SyncError::Undoable)?;
-        for_runs(touched.first, end, |p| {
+        for_runs(touched.first(), end, |p| {
             let want = self.level(map.kind(p), p, committed);
             (want != current(p)).then_some(want)
         })
         .try_for_each(|(run, access)| self.protect(run, access))
         .map_err(|_| SyncError::Undoable)?;
-        for_runs(touched.first, end, |p| {
+        for_runs(touched.first(), end, |p| {
             (was_guarded(p) && !self.guarded(map.kind(p))).then_some(())
         })
         .try_for_each(|(run, ())| self.guard(run, false))
         .map_err(|_| SyncError::Undoable)?;
-        for_runs(touched.first, end, |p| to_guard(p, true))
+        for_runs(touched.first(), end, |p| to_guard(p, true))
             .try_for_each(|(run, ())| self.guard(run, true))
             .map_err(|_| SyncError::Fatal)
     }
@@ -366,13 +360,13 @@ impl AddressSpace {
     /// it was: the undo of a failed [`AddressSpace::sync`].
     fn resync(&self, map: &VmMap, touched: PageRange) -> io::Result<()> {
         let committed = self.pages();
-        let end = touched.end.min(committed);
-        for_runs(touched.first, end, |p| {
+        let end = touched.end().min(committed);
+        for_runs(touched.first(), end, |p| {
             Some(self.level(map.kind(p), p, committed))
         })
         .try_for_each(|(run, access)| self.protect(run, access))?;
         if self.guards {
-            for_runs(touched.first, end, |p| Some(self.guarded(map.kind(p))))
+            for_runs(touched.first(), end, |p| Some(self.guarded(map.kind(p))))
                 .try_for_each(|(run, install)| self.guard(run, install))?;
         }
         Ok(())
@@ -437,10 +431,8 @@ impl AddressSpace {
         let mut state = self.lock();
         anyhow::ensure!(!self.is_dead(), "the task has terminated");
         let (old_pages, new_pages) = ((old >> PAGE_SHIFT) as u32, (new_size >> PAGE_SHIFT) as u32);
-        let range = PageRange {
-            first: old_pages,
-            end: new_pages,
-        };
+        let range = PageRange::new(old_pages, new_pages)
+            .ok_or_else(|| anyhow::anyhow!("memory.grow past 4 GiB"))?;
         anyhow::ensure!(
             self.quota_allows(&state.map, range.len()),
             "memory.grow past the task's memory quota"
@@ -490,10 +482,10 @@ impl AddressSpace {
     /// Gives back the physical memory of the committed part of `range`; its bytes read as
     /// zero afterwards. The caller holds the map lock.
     pub(crate) fn discard(&self, range: PageRange) {
-        let end = range.end.min(self.pages());
-        if end > range.first {
+        let end = range.end().min(self.pages());
+        if end > range.first() {
             self.mapping.discard(
-                u64::from(range.first) << PAGE_SHIFT,
+                u64::from(range.first()) << PAGE_SHIFT,
                 u64::from(end) << PAGE_SHIFT,
             );
         }
@@ -551,13 +543,7 @@ fn for_runs<K: PartialEq>(
             while page < end && key(page).as_ref() == Some(&k) {
                 page += 1;
             }
-            return Some((
-                PageRange {
-                    first: start,
-                    end: page,
-                },
-                k,
-            ));
+            return Some((PageRange::new(start, page)?, k));
         }
         None
     })
@@ -640,7 +626,7 @@ mod tests {
         let page1 = unsafe { space.at(PAGE as u32) };
         let mut state = space.lock();
         let before = state.map.clone();
-        let range = PageRange { first: 1, end: 2 };
+        let range = PageRange::new(1, 2).unwrap();
         let protect = |state: &mut MapState, prot| {
             space.change(state, range, |map| map.protect(range, false, prot))
         };
@@ -665,7 +651,7 @@ mod tests {
     fn when_the_undo_fails_too_the_task_is_terminated_rather_than_left_stricter_than_its_table() {
         let space = space(4, 8, true, 64);
         let mut state = space.lock();
-        let range = PageRange { first: 1, end: 3 };
+        let range = PageRange::new(1, 3).unwrap();
         // The change fails, and so does the mprotect that would put the mapping back.
         crate::mapping::tests::FAIL_PROTECT.with(|n| n.set(2));
         let result = space.change(&mut state, range, |map| {
@@ -694,10 +680,7 @@ mod tests {
         let mut state = space.lock();
         // Free every other page: eight holes.
         for page in (1..16).step_by(2) {
-            let range = PageRange {
-                first: page,
-                end: page + 1,
-            };
+            let range = PageRange::new(page, page + 1).unwrap();
             assert_eq!(
                 space.change(&mut state, range, |map| map.deallocate(range)),
                 Ok(1)
@@ -716,7 +699,7 @@ mod tests {
             "a guard, not PROT_NONE"
         );
         // A hole allocated again reads as zero (the guard dropped its contents).
-        let range = PageRange { first: 2, end: 3 };
+        let range = PageRange::new(2, 3).unwrap();
         // SAFETY: page 2 is allocated and read-write.
         unsafe { space.at(2 * PAGE as u32).write(9) };
         assert_eq!(
@@ -733,10 +716,7 @@ mod tests {
         let space = space(16, 16, true, 6);
         let mut state = space.lock();
         let read_only = |state: &mut MapState, page: u32| {
-            let range = PageRange {
-                first: page,
-                end: page + 1,
-            };
+            let range = PageRange::new(page, page + 1).unwrap();
             space.change(state, range, |map| map.protect(range, false, VmProt::READ))
         };
         assert_eq!(state.runs, 2); // the committed prefix and the rest
@@ -767,7 +747,7 @@ mod tests {
             assert!(resident(&space, 0, 128).iter().all(|&r| r));
             let mut state = space.lock();
             let free = |state: &mut MapState, first, end| {
-                let range = PageRange { first, end };
+                let range = PageRange::new(first, end).unwrap();
                 space
                     .change(state, range, |map| map.deallocate(range))
                     .unwrap();
@@ -777,7 +757,7 @@ mod tests {
             free(&mut state, 0, 1);
             assert!(resident(&space, 0, 1)[0]);
             // ...a page allocated again leaves the batch...
-            let page0 = PageRange { first: 0, end: 1 };
+            let page0 = PageRange::new(0, 1).unwrap();
             assert_eq!(space.allocate(&mut state, page0, || Ok(())), Ok(()));
             free(&mut state, 1, 2);
             // ...and a large free releases itself and whatever waited, not the reused page
@@ -804,10 +784,7 @@ mod tests {
         unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
         let mut state = space.lock();
         let free = |state: &mut MapState, page: u32| {
-            let range = PageRange {
-                first: page,
-                end: page + 1,
-            };
+            let range = PageRange::new(page, page + 1).unwrap();
             let result = space.change(state, range, |map| map.deallocate(range));
             space.release_freed(state);
             result
@@ -826,7 +803,7 @@ mod tests {
         assert_eq!(state.runs, 6);
         // A batch of 64 freed pages gives the memory of every waiting one back; they stay
         // PROT_NONE holes (no page-table entries), so the mapping does not change.
-        let range = PageRange { first: 7, end: 71 };
+        let range = PageRange::new(7, 71).unwrap();
         assert_eq!(
             space.change(&mut state, range, |map| map.deallocate(range)),
             Ok(64)
@@ -857,10 +834,7 @@ mod tests {
         assert_eq!(kernel_mappings(&space), 8);
         // Allocated again, a hole and a guard read as zero.
         for page in [3, 100] {
-            let range = PageRange {
-                first: page,
-                end: page + 1,
-            };
+            let range = PageRange::new(page, page + 1).unwrap();
             assert_eq!(space.allocate(&mut state, range, || Ok(())), Ok(()));
             // SAFETY: the page is allocated and readable.
             assert_eq!(unsafe { space.at(page * PAGE as u32).read() }, 0);
@@ -883,10 +857,7 @@ mod tests {
         let space = space(1, 65536, true, 64);
         let mut state = space.lock();
         // Allocate the last 16 pages of 4 GiB: the memory grows past a 4 GiB hole.
-        let range = PageRange {
-            first: 65520,
-            end: 65536,
-        };
+        let range = PageRange::new(65520, 65536).unwrap();
         let grow = || {
             space
                 .kernel_grow(|| space.grow_to(1 << 32))

@@ -1,7 +1,9 @@
 //! The VM map: one protection entry per 64 KiB page of a task's address space, and every
 //! range rule of docs/spec.md §3–4 that depends only on the map. Pure data: no memory, no locks.
 
-use crate::kern::{ADDRESS_SPACE_END, KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE, VmProt};
+use crate::kern::{
+    ADDRESS_SPACE_END, KernResult, KernReturn, MAX_PAGES, PAGE_SHIFT, VM_PAGE_SIZE, VmProt,
+};
 
 /// Entry bit: the page is allocated.
 const ALLOCATED: u8 = 0x80;
@@ -75,16 +77,58 @@ pub(crate) enum PageKind {
     Guarded,
 }
 
-/// A half-open run of pages `[first, end)`, `end <= MAX_PAGES`.
+/// A half-open run of pages `[first, end)` with `first <= end <= MAX_PAGES`: made only by
+/// the checked constructors, so every range the table sees holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRange {
-    /// The first page.
-    pub first: u32,
-    /// One past the last page.
-    pub end: u32,
+    first: u32,
+    end: u32,
 }
 
 impl PageRange {
+    /// Every page of a 4 GiB address space.
+    pub const ALL: PageRange = PageRange {
+        first: 0,
+        end: MAX_PAGES,
+    };
+
+    /// `[first, end)`, or `None` unless `first <= end <= MAX_PAGES`.
+    pub fn new(first: u32, end: u32) -> Option<PageRange> {
+        (first <= end && end <= MAX_PAGES).then_some(PageRange { first, end })
+    }
+
+    /// The `count` pages from `first`, or `None` past `MAX_PAGES`.
+    pub fn from_count(first: u32, count: u32) -> Option<PageRange> {
+        PageRange::new(first, first.checked_add(count)?)
+    }
+
+    /// The first page.
+    pub fn first(self) -> u32 {
+        self.first
+    }
+
+    /// One past the last page.
+    pub fn end(self) -> u32 {
+        self.end
+    }
+
+    /// The part of the range below page `end` (empty if it starts at or above it).
+    pub fn below(self, end: u32) -> PageRange {
+        let end = self.end.min(end).max(self.first);
+        PageRange {
+            first: self.first,
+            end,
+        }
+    }
+
+    /// The smallest range holding both.
+    pub fn union(self, other: PageRange) -> PageRange {
+        PageRange {
+            first: self.first.min(other.first),
+            end: self.end.max(other.end),
+        }
+    }
+
     /// The pages that cover the bytes `[address, address + size)`: the start is rounded
     /// down and the end rounded up to a page. `None` if the end lies beyond 4 GiB.
     pub fn covering(address: u32, size: u32) -> Option<PageRange> {

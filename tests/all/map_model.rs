@@ -1847,10 +1847,7 @@ fn pages_of(limit: u64, (f, l): (u32, u32)) -> PageRange {
         u64::from(l)
     };
     let end = (first + len).min(u64::from(MAX_PAGES));
-    PageRange {
-        first: first as u32,
-        end: end as u32,
-    }
+    PageRange::new(first as u32, end as u32).expect("first <= end <= MAX_PAGES")
 }
 
 fn compare_map(
@@ -1892,7 +1889,7 @@ fn run_map(limit: u32, initial: u32, ops: &[MapOp]) -> Result<(), TestCaseError>
         match *op {
             MapOp::Allocate(f, n) => {
                 let r = pages_of(l, (f, n));
-                let (first, end) = (u64::from(r.first), u64::from(r.end));
+                let (first, end) = (u64::from(r.first()), u64::from(r.end()));
                 let any = model.any_allocated(first, end);
                 prop_assert_eq!(
                     map.any_allocated(r),
@@ -1909,12 +1906,12 @@ fn run_map(limit: u32, initial: u32, ops: &[MapOp]) -> Result<(), TestCaseError>
             }
             MapOp::Deallocate(f, n) => {
                 let r = pages_of(l, (f, n));
-                let freed = model.deallocate(u64::from(r.first), u64::from(r.end));
+                let freed = model.deallocate(u64::from(r.first()), u64::from(r.end()));
                 prop_assert_eq!(u64::from(map.deallocate(r)), freed, "freed by {}", what());
             }
             MapOp::Protect(f, n, set_max, bits) => {
                 let r = pages_of(l, (f, n));
-                let (first, end) = (u64::from(r.first), u64::from(r.end));
+                let (first, end) = (u64::from(r.first()), u64::from(r.end()));
                 if first < end {
                     let want = model.check_protect(first, end, bits);
                     let got = map.check_protect(r, prot(bits));
@@ -1928,9 +1925,8 @@ fn run_map(limit: u32, initial: u32, ops: &[MapOp]) -> Result<(), TestCaseError>
             MapOp::CheckAccess(a, s, need) => {
                 let addr = a.resolve(l);
                 let size = s.resolve(l, addr).max(1);
-                let want_range = PageModel::covering(addr, size).map(|(f, e)| PageRange {
-                    first: f as u32,
-                    end: e as u32,
+                let want_range = PageModel::covering(addr, size).map(|(f, e)| {
+                    PageRange::new(f as u32, e as u32).expect("the model covers inside 4 GiB")
                 });
                 prop_assert_eq!(
                     PageRange::covering(addr, size),
@@ -1977,7 +1973,7 @@ fn run_map(limit: u32, initial: u32, ops: &[MapOp]) -> Result<(), TestCaseError>
                 let r = pages_of(l, (f, n));
                 prop_assert_eq!(
                     map.any_allocated(r),
-                    model.any_allocated(u64::from(r.first), u64::from(r.end)),
+                    model.any_allocated(u64::from(r.first()), u64::from(r.end())),
                     "{}",
                     what()
                 );
