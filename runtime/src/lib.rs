@@ -165,7 +165,7 @@ pub use kern::{KERN_SUCCESS, KernResult, KernReturn, MAX_PAGES, VM_PAGE_SIZE, Vm
 pub use module::{ModuleError, TaskModule};
 pub use names::{BULK_MODULE, MACH_IMPORTS, MEMORY_EXPORT};
 pub use port::PortName;
-pub use runtime::{Runtime, RuntimeOptions, TaskOptions};
+pub use runtime::{Runtime, RuntimeOptions, TaskInfo, TaskOptions};
 #[doc(hidden)]
 pub use task::DebugSnapshot;
 pub use task::{Mach, Task, TaskFunc};

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | 1 | [`Rank::Store`] | a task's wasmtime `Store` | a whole guest call (the guest's VM calls take ranks 2-4 inside it) |
 //! | 2 | [`Rank::Map`] | a task's page table and termination (`MapState`) | one VM call; two maps are taken in task-id order |
-//! | 3 | [`Rank::Bootstrap`] | the runtime's bootstrap registry | a lookup or an insertion only |
+//! | 3 | [`Rank::Bootstrap`] | the runtime's bootstrap registry, and its list of tasks (never both at once) | a lookup or an insertion only |
 //! | 4 | [`Rank::Ports`] | a task's port namespace | a lookup or an insertion only |
 //!
 //! A thread may take a lock only if every lock it already holds has a lower rank (or the
@@ -30,7 +30,7 @@ pub(crate) enum Rank {
     Store = 1,
     /// A task's page table.
     Map = 2,
-    /// The bootstrap registry.
+    /// The bootstrap registry, or the runtime's list of tasks.
     Bootstrap = 3,
     /// A task's port namespace.
     Ports = 4,

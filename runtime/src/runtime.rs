@@ -2,21 +2,35 @@
 //! registry through which tasks find each other.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use anyhow::{Context, Result, bail};
 use wasmtime::{Config, Engine, Linker, Store};
 
 use crate::bootstrap::Bootstrap;
 use crate::creator::{SpaceCreator, with_pending_space};
+use crate::lock::{Rank, RankedMutex};
 use crate::mapping::GUARD_BYTES;
 use crate::module::{Image, ModuleInner, Prepared, TaskModule, prepare};
 use crate::names::MEMORY_EXPORT;
+use crate::port::Mortal;
 use crate::segments::TaskSegments;
 use crate::space::{AddressSpace, PAGE, SpaceOptions};
 use crate::task::Task;
 use crate::task_state::{TaskData, TaskShared};
+
+/// A live task as [`Runtime::tasks`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// Its id ([`Task::id`]).
+    pub id: u64,
+    /// Its name ([`TaskOptions::name`]), if the host gave one.
+    pub name: Option<String>,
+    /// Its memory's current size, in pages.
+    pub memory_pages: u32,
+}
 
 /// Engine-wide settings, fixed when the runtime is created.
 #[derive(Clone, Debug)]
@@ -170,6 +184,8 @@ pub(crate) struct RuntimeShared {
     component_linker: wasmtime::component::Linker<TaskData>,
     /// The bootstrap registry, shared with every task (for `bootstrap_look_up`).
     bootstrap: Arc<Bootstrap<TaskShared>>,
+    /// Every task spawned, for [`Runtime::tasks`] (weak: the list keeps no task alive).
+    tasks: RankedMutex<Vec<Weak<TaskShared>>>,
     /// [`RuntimeOptions::effective_map_budget`], computed once.
     map_budget: u32,
     next_id: AtomicU64,
@@ -214,6 +230,7 @@ impl Runtime {
                 linker,
                 component_linker,
                 bootstrap: Arc::new(Bootstrap::new()),
+                tasks: RankedMutex::new(Rank::Bootstrap, Vec::new()),
                 map_budget: options.effective_map_budget(),
                 next_id: AtomicU64::new(1),
                 options,
@@ -367,6 +384,10 @@ impl Runtime {
             }
         }
         *shared.lock_store() = Some(store);
+        let mut tasks = self.shared.tasks.lock();
+        tasks.retain(|t| t.upgrade().is_some_and(|t| t.is_alive()));
+        tasks.push(Arc::downgrade(&shared));
+        drop(tasks);
         Ok(Task { shared })
     }
 
@@ -407,6 +428,43 @@ impl Runtime {
             .entries()
             .into_iter()
             .map(|(name, t)| (name, t.id))
+            .collect()
+    }
+
+    /// Every live task of the runtime, in the order they were spawned.
+    ///
+    /// ```
+    /// # fn main() -> anyhow::Result<()> {
+    /// use wasmach::{Runtime, TaskOptions};
+    /// let runtime = Runtime::new()?;
+    /// let module = runtime.compile("(module (memory 2))")?;
+    /// let a = runtime.spawn_with(&module, &TaskOptions::default().name("a"))?;
+    /// let b = runtime.spawn(&module)?;
+    /// let tasks = runtime.tasks();
+    /// assert_eq!(tasks.len(), 2);
+    /// assert_eq!((tasks[0].id, tasks[0].name.as_deref(), tasks[0].memory_pages), (a.id(), Some("a"), 2));
+    /// assert_eq!((tasks[1].id, tasks[1].name.as_deref()), (b.id(), None));
+    /// drop(a);
+    /// assert_eq!(runtime.tasks().len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        let tasks: Vec<Arc<TaskShared>> = self
+            .shared
+            .tasks
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        tasks
+            .iter()
+            .filter(|t| t.is_alive())
+            .map(|t| TaskInfo {
+                id: t.id,
+                name: t.name.as_deref().map(str::to_owned),
+                memory_pages: t.space.pages(),
+            })
             .collect()
     }
 

@@ -156,10 +156,18 @@ const HOST_OPS: &[(&str, HostOp)] = &[
         let _ = a.insert_port(peer);
         let _ = peer.insert_port(a);
     }),
-    ("Runtime::register + unregister", |runtime, a, _| {
-        runtime.register("a", a);
-        runtime.unregister("a");
-    }),
+    (
+        "Runtime::register, unregister, look_up, registrations, tasks",
+        |runtime, a, _| {
+            runtime.register("a", a);
+            let _ = (
+                runtime.look_up("a"),
+                runtime.registrations(),
+                runtime.tasks(),
+            );
+            runtime.unregister("a");
+        },
+    ),
     ("spawn, register and drop another task", |runtime, _, _| {
         let victim = runtime.spawn_bytes("(module (memory 1))").unwrap();
         runtime.register("victim", &victim);
