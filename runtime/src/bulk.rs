@@ -5,14 +5,14 @@
 //! they run in JIT code, whose memory accesses wasmtime knows may fault. `memory.copy`,
 //! `memory.fill` and `memory.init` are different: wasmtime runs them in host code (a
 //! libcall) or inlines small constant ones as accesses it has already bounds-checked, and a
-//! fault there kills the process. So the loader rewrites every one of them (and `data.drop`,
-//! which `memory.init` depends on) into a call to an import of [`BULK_MODULE`], defined
-//! here: each checks the wasm bounds (a `MemoryOutOfBounds` trap, as the instruction
-//! would), then the table under the task's map lock, and only then moves the bytes, still
-//! under the lock. A forbidden page is a `MemoryOutOfBounds` trap too, whose message names
-//! the address. Holding the lock for the whole instruction is what makes a concurrent
-//! `vm_protect` or `vm_deallocate` from another thread safe: it waits for the copy, and
-//! the next instruction sees its result.
+//! fault there kills the process. So the loader ([`crate::rewrite`]) rewrites every one of
+//! them (and `data.drop`, which `memory.init` depends on) into a call to an import of
+//! [`BULK_MODULE`], defined here: each checks the wasm bounds (a `MemoryOutOfBounds` trap,
+//! as the instruction would), then the table under the task's map lock, and only then moves
+//! the bytes, still under the lock. A forbidden page is a `MemoryOutOfBounds` trap too,
+//! whose message names the address. Holding the lock for the whole instruction is what
+//! makes a concurrent `vm_protect` or `vm_deallocate` from another thread safe: it waits
+//! for the copy, and the next instruction sees its result.
 
 use wasmtime::{Caller, Linker, Trap};
 

@@ -13,7 +13,7 @@ use crate::space::AddressSpace;
 
 thread_local! {
     /// The address space of the task being spawned on this thread, handed from
-    /// `Task::spawn` to [`SpaceCreator::new_memory`].
+    /// `Runtime::spawn_with` to [`SpaceCreator::new_memory`].
     static PENDING: RefCell<Option<Arc<AddressSpace>>> = const { RefCell::new(None) };
 }
 

@@ -31,17 +31,21 @@ pub enum KernReturn {
     /// `KERN_INVALID_ADDRESS` (1): a page of the range is not allocated or lies past the
     /// address space.
     InvalidAddress = 1,
-    /// `KERN_PROTECTION_FAILURE` (2): a page of the range lacks the needed protection.
+    /// `KERN_PROTECTION_FAILURE` (2): a page of the range lacks the needed protection, or
+    /// `vm_protect` asks for more than a page's maximum.
     ProtectionFailure = 2,
-    /// `KERN_NO_SPACE` (3): no room for the allocation, or over the task's memory quota.
+    /// `KERN_NO_SPACE` (3): no room for the allocation, a fixed allocation over allocated
+    /// pages, over the task's memory quota, or no region at or above the address
+    /// (`vm_region`).
     NoSpace = 3,
     /// `KERN_INVALID_ARGUMENT` (4): a misaligned value, bad protection bits, a wrapping
-    /// range or a bad pointer of the caller.
+    /// range, a bad pointer of the caller or a bad service name.
     InvalidArgument = 4,
     /// `KERN_FAILURE` (5).
     Failure = 5,
-    /// `KERN_RESOURCE_SHORTAGE` (6): the runtime could not get the resources for the call
-    /// (for example: growing a task that is running on another thread).
+    /// `KERN_RESOURCE_SHORTAGE` (6): the runtime could not get the resources for the call:
+    /// a change past the task's mapping budget, a failed `mprotect`, or growing a task that
+    /// is running on another thread.
     ResourceShortage = 6,
     /// `KERN_INVALID_NAME` (15): `bootstrap_look_up` of a name nobody registered.
     InvalidName = 15,

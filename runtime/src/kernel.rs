@@ -1,5 +1,6 @@
 //! The VM calls: one function per call, each applying docs/spec.md §3's check order once for
-//! every door (the guest imports in [`crate::abi`], the host API in [`crate::task`]).
+//! every door (the guest imports in [`crate::abi`], components in [`crate::component`], the
+//! host API in [`crate::task`]).
 //!
 //! Every call locks the maps it needs for its whole duration (two maps in task-id order,
 //! after the rules of [`crate::lock`]), checks, and only then changes anything: a failing
@@ -257,8 +258,9 @@ fn allocate_range(
         .space
         .allocate(state, range, || ensure_committed(cx, target, range.end()))?;
     if zero {
-        // Pages above the old size are fresh; pages below may hold bytes the guest
-        // stored into them while they were unallocated (docs/spec.md §5).
+        // Pages above the old size are fresh; pages below may hold old bytes: a freed
+        // page keeps its memory until a batch releases it, and without guest protection
+        // the guest may have stored into unallocated pages (docs/spec.md §5, §7).
         target.space.discard(range.below(old_pages));
     }
     Ok(())
@@ -579,9 +581,9 @@ pub(crate) const MAX_SERVICE_NAME: u32 = 128;
 
 /// `bootstrap_look_up`: inserts a name for the registered task into the caller's namespace.
 ///
-/// Locks: the caller's map (for the name and the out-pointer), then the bootstrap
-/// registry, then the caller's port namespace, each released before the next rank's
-/// holder returns (see [`crate::lock`]).
+/// Locks: the caller's map (for the name and the out-pointer) for the whole call; under
+/// it, the bootstrap registry for the look-up, then the caller's port namespace for the
+/// insertion, each released before the next is taken (see [`crate::lock`]).
 pub(crate) fn bootstrap_look_up(
     caller: &TaskShared,
     name: NameArg<'_>,

@@ -14,7 +14,7 @@
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let runtime = Runtime::new()?;
-//! // A guest that fills its page 1 with a byte and reads page 0 of the task "peer".
+//! // A guest that copies page 0 of the task "peer" over its own page 1.
 //! let writer = runtime.spawn_bytes(r#"
 //!     (module
 //!       (import "mach" "bootstrap_look_up" (func $look_up (param i32 i32 i32) (result i32)))
@@ -58,9 +58,9 @@
 //!
 //! With [`RuntimeOptions::guest_protection`] (on by default) it binds a core-module task's
 //! **own** accesses too, as an MMU binds a Mach task: the task's mapping follows its table
-//! (changed with it, under the map lock, by `vm_allocate`, `vm_deallocate`, `vm_protect`
-//! and `memory.grow`), so a load from an unallocated page or one without `READ` or
-//! `WRITE`, or a store to a page without `WRITE`, traps with
+//! (changed with it, under the map lock, by `vm_allocate`, `vm_deallocate`, `vm_protect`,
+//! `vm_read`'s new region and `memory.grow`), so a load from an unallocated page or one
+//! without `READ` or `WRITE`, or a store to a page without `WRITE`, traps with
 //! [`wasmtime::Trap::MemoryOutOfBounds`] and a message naming the address. The
 //! bulk-memory instructions (`memory.copy`, `memory.fill`, `memory.init`), which wasmtime
 //! runs in host code where a fault would kill the process, are rewritten at load time into

@@ -26,7 +26,7 @@ pub(crate) const HUGE_PAGE: usize = 2 << 20;
 const MAPPED_BYTES: usize = RESERVATION_BYTES + HUGE_PAGE;
 
 /// An owned anonymous mapping: [`RESERVATION_BYTES`] from a 2 MiB-aligned base,
-/// `PROT_NONE` except for the committed prefix, unmapped on drop.
+/// `PROT_NONE` past the committed prefix (whose pages the caller protects), unmapped on drop.
 pub(crate) struct Mapping {
     /// What `mmap` returned (for `munmap`).
     mapped: NonNull<u8>,
@@ -189,8 +189,9 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 const MADV_GUARD_REMOVE: libc::c_int = 103;
 
 /// Whether this kernel has guard regions (`MADV_GUARD_INSTALL`, Linux 6.13): probed once
-/// per process on a scratch page. Without them, unallocated pages of a protected task are
-/// `PROT_NONE` instead, each hole costing a kernel mapping.
+/// per process on a scratch page. Unallocated pages are `PROT_NONE` runs either way; guards
+/// are only the fallback of a change that would pass the task's mapping budget, and without
+/// them such a change is refused (see [`crate::space`]).
 pub(crate) fn guard_regions_supported() -> bool {
     static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SUPPORTED.get_or_init(|| {

@@ -1,5 +1,6 @@
 //! Loading a module as a task image: parsing, the checks that refuse what a task cannot
-//! be, and the one rewrite the runtime needs: the memory is always defined by the module
+//! be, and the rewrite every core module gets (the bulk-instruction rewrite, under guest
+//! protection, is [`crate::rewrite`]'s): the memory is always defined by the module
 //! (an imported one becomes defined, with the declared limits), so that wasmtime creates it
 //! through the runtime's `MemoryCreator`, and exported under a reserved name, so that the
 //! runtime holds a handle to it even when the module does not export it.

@@ -1,5 +1,6 @@
-//! The runtime: the engine every task shares, the `"mach"` linker, and the bootstrap
-//! registry through which tasks find each other.
+//! The runtime: the engine every task shares, the linkers (the `"mach"` and bulk imports
+//! for core modules, the `wasmach:mach` interfaces for components), spawning, and the
+//! bootstrap registry through which tasks find each other.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,10 +58,11 @@ pub struct RuntimeOptions {
     /// into, with guest protection on (docs/spec.md §7). Every run of pages with a protection other
     /// than its neighbours' costs one: a read-only or no-access run made by `vm_protect`,
     /// or a hole of unallocated pages. A change that would go past it makes its range's
-    /// unallocated pages guard regions instead, where the kernel has them (Linux 6.13),
-    /// which cost no mapping; if that is not enough, it gets `KERN_RESOURCE_SHORTAGE` and
-    /// changes nothing, and `memory.grow` gets -1. `None` (the default): `vm.max_map_count / 2 /
-    /// expected_tasks`, at least 16 (511 with Linux's default 65 530 and 64 tasks).
+    /// unallocated pages guard regions instead, which cost no mapping, where the kernel has
+    /// them (Linux 6.13) and the range is at most 64 MiB; if that is not enough, it gets
+    /// `KERN_RESOURCE_SHORTAGE` and changes nothing. A `memory.grow` past it gets -1.
+    /// `None` (the default): `vm.max_map_count / 2 / expected_tasks`, at least 16 (511 with
+    /// Linux's default 65 530 and 64 tasks).
     /// [`TaskOptions::map_budget`] sets it per task.
     pub map_budget: Option<u32>,
 }

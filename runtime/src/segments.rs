@@ -1,6 +1,6 @@
 //! The data segments a task's `memory.init` copies from, when the loader rewrote its
-//! bulk-memory instructions into checked calls (see [`crate::bulk`]): the module's
-//! segments, shared, and which of them this task has dropped.
+//! bulk-memory instructions ([`crate::rewrite`]) into checked calls ([`crate::bulk`]): the
+//! module's segments, shared, and which of them this task has dropped.
 
 use std::sync::Arc;
 

@@ -65,8 +65,8 @@ pub(crate) struct AddressSpace {
     /// [`AddressSpace::grow_to`] neither takes the lock again nor marks the pages.
     kernel_growing: AtomicBool,
     options: SpaceOptions,
-    /// Whether unallocated pages are guard regions (else `PROT_NONE`): with guest
-    /// protection, where the kernel has them.
+    /// Whether a change past the mapping budget may make unallocated pages guard regions
+    /// (otherwise they stay `PROT_NONE`): with guest protection, where the kernel has them.
     guards: bool,
 }
 
@@ -187,16 +187,17 @@ impl AddressSpace {
     /// Applies `op` to the pages `range` of the table (this space's, locked by the caller)
     /// and, with guest protection on, brings the mapping in step with it.
     ///
-    /// A change that would cut the mapping into more runs than the task's budget fails
-    /// with `KERN_RESOURCE_SHORTAGE` before anything is touched, unless making the range's
-    /// unallocated pages guard regions (where the kernel has them) keeps it within the
-    /// budget: a guard costs no mapping, but a page-table entry per 4 KiB, so holes are
-    /// `PROT_NONE` runs while the budget has room. If the mapping cannot
-    /// follow (`mprotect` fails: the process is out of mappings or memory), the table is put
-    /// back and the mapping with it, and the call fails with `KERN_RESOURCE_SHORTAGE`,
-    /// having changed nothing. If even that fails, the mapping could be stricter than the
-    /// table, where a host copy would fault: the task is terminated instead (every name for
-    /// it dies, as docs/spec.md's lifecycle says), and the call gets `MACH_SEND_INVALID_DEST`.
+    /// A change that would cut the mapping into more runs than the task's budget fails with
+    /// `KERN_RESOURCE_SHORTAGE` before anything is touched, unless making the range's
+    /// unallocated pages guard regions (where the kernel has them, and for a range of at
+    /// most [`MAX_GUARD_PAGES`]) keeps it within the budget: a guard costs no mapping, but
+    /// a page-table entry per 4 KiB, so holes are `PROT_NONE` runs while the budget has
+    /// room. If the mapping cannot follow (`mprotect` fails: the process is out of mappings
+    /// or memory), the table is put back and the mapping with it, and the call fails with
+    /// `KERN_RESOURCE_SHORTAGE`, having changed nothing. If even that fails, the mapping
+    /// could be stricter than the table, where a host copy would fault: the task is
+    /// terminated instead (every name for it dies, as docs/spec.md's lifecycle says), and
+    /// the call gets `MACH_SEND_INVALID_DEST`.
     ///
     /// Host paths never touch a page the table forbids, and the table and the mapping
     /// change together under the map lock, so no host access can ever fault. Between the
@@ -397,8 +398,7 @@ impl AddressSpace {
         (self.byte_size() >> PAGE_SHIFT) as u32
     }
 
-    /// Locks the map (rank [`Rank::Map`], keyed by the task id). A poisoned lock is taken
-    /// over: the map is only changed by non-panicking code, so its state is consistent.
+    /// Locks the map (rank [`Rank::Map`], keyed by the task id).
     pub(crate) fn lock(&self) -> RankedGuard<'_, MapState> {
         self.state.lock_keyed(self.key)
     }

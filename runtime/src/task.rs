@@ -625,9 +625,9 @@ impl Task {
     /// code still could).
     ///
     /// The bytes are read with `pread` of `/proc/self/mem`, which the kernel serves
-    /// whatever the pages' protections (a `PROT_NONE` page of an unallocated or no-access
-    /// page included) and which never faults: a page it cannot read is `None`. Fails only
-    /// if `/proc/self/mem` cannot be opened.
+    /// whatever the pages' protections (an unallocated or no-access page, `PROT_NONE` in
+    /// the mapping, included) and which never faults: a page it cannot read is `None`.
+    /// Fails only if `/proc/self/mem` cannot be opened.
     pub fn debug_snapshot(&self) -> std::io::Result<DebugSnapshot> {
         use std::os::unix::fs::FileExt;
 

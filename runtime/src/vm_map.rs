@@ -163,7 +163,7 @@ impl PageRange {
     }
 }
 
-/// One page's state as [`VmMap::entry`] reports it.
+/// One allocated page's state in a task's page table: its current and maximum protection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageState {
     /// The current protection.
