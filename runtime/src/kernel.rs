@@ -261,7 +261,7 @@ fn allocate_range(
         // Pages above the old size are fresh; pages below may hold old bytes: a freed
         // page keeps its memory until a batch releases it, and without guest protection
         // the guest may have stored into unallocated pages (docs/spec.md §5, §7).
-        target.space.discard(range.below(old_pages));
+        target.space.zero(range.below(old_pages));
     }
     Ok(())
 }

@@ -169,14 +169,14 @@ pub use runtime::{Runtime, RuntimeOptions, TaskInfo, TaskOptions};
 #[doc(hidden)]
 pub use task::DebugSnapshot;
 pub use task::{Mach, Task, TaskFunc};
-pub use vm_map::{PageState, Region};
+pub use vm_map::Region;
 
 /// The page table itself, for the project's own property tests and fuzz target (which
 /// compare it with a model of the spec): not part of the API, which shows a task's map
 /// through [`Task::regions`], [`Task::vm_region`] and [`Region`].
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::vm_map::{GuestAccess, PageRange, VmMap};
+    pub use crate::vm_map::{GuestAccess, PageRange, PageState, VmMap};
 }
 
 #[cfg(test)]

@@ -150,28 +150,21 @@ impl Mapping {
 
     /// Gives the physical pages of `[from, to)` back to the kernel; they read as zero
     /// afterwards. Only committed bytes may be passed.
-    pub(crate) fn discard(&self, from: u64, to: u64) {
+    pub(crate) fn discard(&self, from: u64, to: u64) -> io::Result<()> {
         if to <= from {
-            return;
+            return Ok(());
         }
         // SAFETY: `[from, to)` lies inside our reservation; MADV_DONTNEED on a private
         // anonymous mapping replaces the pages by zero-fill-on-demand pages and touches no
         // other mapping (madvise(2)). Nobody holds a Rust reference into task memory.
-        let result = unsafe {
+        unsafe {
             mm::madvise(
                 self.base().add(from as usize).cast::<c_void>(),
                 (to - from) as usize,
                 Advice::LinuxDontNeed,
-            )
+            )?
         };
-        // MADV_DONTNEED on a range we own cannot fail short of a kernel bug; if it ever
-        // did, the memory would be kept, not corrupted. Zeroing is then done by hand.
-        if result.is_err() {
-            // SAFETY: the range is committed (readable and writable) and ours.
-            unsafe {
-                std::ptr::write_bytes(self.base().add(from as usize), 0, (to - from) as usize)
-            };
-        }
+        Ok(())
     }
 }
 

@@ -127,7 +127,8 @@ impl AddressSpace {
     fn terminate_locked(&self, state: &mut MapState) {
         self.dead.store(true, Ordering::Release);
         state.map.clear();
-        self.discard(PageRange::ALL);
+        // A failure keeps the memory until the mapping is unmapped with the space.
+        let _ = self.discard(PageRange::ALL);
     }
 
     /// The host protection a committed page gets: what its guest may do if it is
@@ -474,20 +475,34 @@ impl AddressSpace {
     pub(crate) fn release_freed(&self, state: &mut MapState) {
         if state.map.unreleased_pages() >= RELEASE_BATCH_PAGES {
             for run in state.map.take_unreleased() {
-                self.discard(run);
+                // A failure keeps the memory of pages no one can reach (see `discard`).
+                let _ = self.discard(run);
             }
         }
     }
 
     /// Gives back the physical memory of the committed part of `range`; its bytes read as
-    /// zero afterwards. The caller holds the map lock.
-    pub(crate) fn discard(&self, range: PageRange) {
-        let end = range.end().min(self.pages());
-        if end > range.first() {
-            self.mapping.discard(
-                u64::from(range.first()) << PAGE_SHIFT,
-                u64::from(end) << PAGE_SHIFT,
-            );
+    /// zero afterwards. The caller holds the map lock. `MADV_DONTNEED` on our own mapping
+    /// cannot fail short of a kernel bug; if it did, the memory is kept: harmless for pages
+    /// no one may reach (freed, or of a terminated task), and [`AddressSpace::zero`] zeroes
+    /// pages it hands out by hand then.
+    pub(crate) fn discard(&self, range: PageRange) -> io::Result<()> {
+        let range = range.below(self.pages());
+        self.mapping
+            .discard(range.address(), range.address() + range.bytes())
+    }
+
+    /// Makes the allocated, writable pages `range` read as zero: their memory is given
+    /// back, or, should that fail, overwritten. The caller holds the map lock.
+    pub(crate) fn zero(&self, range: PageRange) {
+        let range = range.below(self.pages());
+        if self.discard(range).is_err() {
+            // SAFETY: the caller allocated `range` with `cur = DEFAULT` under the map lock it
+            // holds, so it is committed and the mapping, in step with the table, maps it
+            // read-write; no Rust reference points into task memory.
+            unsafe {
+                std::ptr::write_bytes(self.at(range.address() as u32), 0, range.bytes() as usize)
+            };
         }
     }
 

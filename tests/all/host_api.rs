@@ -118,7 +118,7 @@ fn host_allocate_fixed_rounds_address_down_and_size_up_separately() {
 /// every page's protections, and a byte a guest stored into a page no door may read.
 #[test]
 fn the_raw_snapshot_sees_unreadable_pages_and_every_protection() {
-    use wasmach::PageState;
+    use wasmach::testing::PageState;
     let rt = runtime();
     let t = spawn(&rt, "(memory 3 4)");
     assert!(t.guest_protection());
