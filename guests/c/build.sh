@@ -2,7 +2,8 @@
 # Builds the C guests: guests/c/NAME.c + support.c -> guests/c/target/NAME.wasm.
 # Needs clang and wasm-ld (Debian: apt-get install -y clang lld). Run from anywhere.
 #
-# Usage: guests/c/build.sh [NAME...]   (default: producer consumer errors)
+# Usage: guests/c/build.sh [NAME...]   (default: producer consumer errors example)
+# The output directory is guests/c/target, or $WASMACH_C_OUT (the tests' build script).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,13 +28,14 @@ fi
 CFLAGS="--target=wasm32 -nostdlib -O2 -std=c11 -Wall -Wextra -Werror -I$here/include"
 LDFLAGS="-Wl,--no-entry -Wl,--export=_start -Wl,--stack-first -Wl,-z,stack-size=65536"
 
-mkdir -p "$here/target"
-[ $# -gt 0 ] || set -- producer consumer errors
+out=${WASMACH_C_OUT:-$here/target}
+mkdir -p "$out"
+[ $# -gt 0 ] || set -- producer consumer errors example
 for name in "$@"; do
     extra=
     # errors.c runs out of room on purpose (KERN_NO_SPACE): a 32-page address space.
     [ "$name" = errors ] && extra="-Wl,--max-memory=2097152"
     # shellcheck disable=SC2086
-    "$CC" $CFLAGS $LDFLAGS $extra -o "$here/target/$name.wasm" "$here/$name.c" "$here/support.c"
-    echo "built guests/c/target/$name.wasm"
+    "$CC" $CFLAGS $LDFLAGS $extra -o "$out/$name.wasm" "$here/$name.c" "$here/support.c"
+    echo "built $out/$name.wasm"
 done

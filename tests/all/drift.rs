@@ -469,3 +469,67 @@ fn drift_spec_codes_table_is_the_runtimes() {
     }
     report(errors);
 }
+
+/// `#define NAME value` lines of a C header whose name starts with one of `prefixes`, in
+/// order, with the value's first token (a literal, or a cast literal like `((vm_prot_t)0x01)`).
+fn c_defines(header: &str, prefixes: &[&str]) -> Vec<(String, String)> {
+    header
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("#define ")?;
+            let (name, value) = rest.split_once(char::is_whitespace)?;
+            prefixes
+                .iter()
+                .any(|p| name.starts_with(p))
+                .then(|| (name.to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn drift_c_header_codes_and_protections_are_the_runtimes() {
+    let mut errors = Vec::new();
+    let codes = read("guests/c/include/mach/kern_return.h");
+    let found: Vec<(String, String, u64)> = c_defines(&codes, &["KERN_", "MACH_SEND_"])
+        .into_iter()
+        .filter(|(name, _)| name != "KERN_SUCCESS")
+        .map(|(name, value)| {
+            let literal = value.split_whitespace().next().unwrap_or("");
+            let code = int(literal).unwrap_or_else(|| panic!("{name}: not a literal: {value}"));
+            let variant = runtime_codes()
+                .into_iter()
+                .find(|(_, n, _)| *n == name)
+                .map_or_else(|| "?".to_owned(), |(v, _, _)| v);
+            (variant, name, code)
+        })
+        .collect();
+    compare(&mut errors, "guests/c/include/mach/kern_return.h", &found);
+    let prots = read("guests/c/include/mach/vm_prot.h");
+    let bits: Vec<(String, u64)> = c_defines(&prots, &["VM_PROT_"])
+        .into_iter()
+        .filter_map(|(name, value)| {
+            // ((vm_prot_t)0x01): the literal after the cast; the composite ones are checked
+            // through their parts.
+            let literal = value
+                .trim_matches(|c| c == '(' || c == ')')
+                .rsplit(')')
+                .next()?;
+            Some((
+                name.trim_start_matches("VM_PROT_").to_owned(),
+                int(literal)?,
+            ))
+        })
+        .collect();
+    for (name, value) in runtime_protections() {
+        if ["DEFAULT", "ALL"].contains(&name.as_str()) {
+            continue;
+        }
+        match bits.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) if *v == value => {}
+            other => errors.push(format!(
+                "guests/c/include/mach/vm_prot.h: VM_PROT_{name} is {other:?}, the runtime's is {value}"
+            )),
+        }
+    }
+    report(errors);
+}

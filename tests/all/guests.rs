@@ -3,7 +3,10 @@
 //! checked from the host. (`tests/cli/guests.rs` runs them through `wasmach run`.)
 
 use wasmach::{KernReturn, Runtime, Task, VM_PAGE_SIZE, VmProt};
-use wasmach_guests::{COMPONENT, COMPONENT_CORE, CONSUMER, GUARD, PRODUCER, SNAPSHOTTER};
+use wasmach_guests::{
+    C_CONSUMER, C_ERRORS, C_EXAMPLE, C_PRODUCER, COMPONENT, COMPONENT_CORE, CONSUMER, GUARD,
+    PRODUCER, SNAPSHOTTER,
+};
 
 use crate::common::runtime;
 use crate::oracle::{expected_records, fnv1a64, pattern_a, pattern_b, shown};
@@ -245,5 +248,40 @@ fn the_component_guest_writes_reads_back_and_hashes_a_page() {
     assert!(
         format!("{err:#}").contains("wasmach:mach/vm@0.1.0"),
         "{err:#}"
+    );
+}
+
+#[test]
+fn the_c_programs_check_every_code_of_the_data_transfer_calls() {
+    let runtime = Runtime::new().unwrap();
+    let errors = runtime.spawn_file(C_ERRORS).expect("errors.wasm");
+    // 0, or the number of the first check whose code or bytes differ from the manual's.
+    assert_eq!(errors.call::<(), i32>("_start", ()).unwrap(), 0);
+}
+
+#[test]
+fn the_readme_c_example_reads_and_copies_the_mailbox_page() {
+    let w = World::new();
+    // The WAT mailbox keeps the address of its page (65536) in its word 0.
+    assert_eq!(w.run(C_EXAMPLE), 65536);
+}
+
+#[test]
+fn c_and_rust_producers_and_consumers_interoperate_through_the_mailbox() {
+    for (producer, consumer) in [
+        (C_PRODUCER, CONSUMER),
+        (PRODUCER, C_CONSUMER),
+        (C_PRODUCER, C_CONSUMER),
+    ] {
+        let w = World::new();
+        let produced = w.run(producer);
+        assert_eq!(produced, shown(&expected_records()), "{producer}");
+        assert_eq!(w.run(consumer), produced, "{consumer} after {producer}");
+    }
+    // Without a producer, the C consumer reports the missing header as the Rust one does.
+    let w = World::new();
+    assert_eq!(
+        w.run(C_CONSUMER),
+        -(KernReturn::InvalidAddress.code() as i64)
     );
 }

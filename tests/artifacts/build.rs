@@ -30,6 +30,7 @@ fn main() -> Result<()> {
         println!("cargo:rerun-if-changed={}", guests.join(input).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", guests.join("c").display());
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let target_dir = out_dir.join("guests");
@@ -87,7 +88,45 @@ fn main() -> Result<()> {
         "pub const COMPONENT: &str = {:?};",
         path.display().to_string()
     )?;
+    build_c_guests(&guests, &out_dir, &mut consts)?;
     std::fs::write(out_dir.join("artifacts.rs"), consts)?;
+    Ok(())
+}
+
+/// The C guests of `guests/c`: (constant, program).
+const C_PROGRAMS: [(&str, &str); 4] = [
+    ("C_PRODUCER", "producer"),
+    ("C_CONSUMER", "consumer"),
+    ("C_ERRORS", "errors"),
+    ("C_EXAMPLE", "example"),
+];
+
+/// Builds the C guests with `guests/c/build.sh` (clang and lld) into `$OUT_DIR/c`; fails
+/// with the script's message, which names the Debian packages, when they are missing.
+fn build_c_guests(guests: &Path, out_dir: &Path, consts: &mut String) -> Result<()> {
+    let dir = out_dir.join("c");
+    let output = Command::new("sh")
+        .arg(guests.join("c/build.sh"))
+        .env("WASMACH_C_OUT", &dir)
+        .output()
+        .context("cannot run sh guests/c/build.sh")?;
+    if !output.status.success() {
+        bail!(
+            "building the C guests failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for (name, program) in C_PROGRAMS {
+        let path = dir.join(format!("{program}.wasm"));
+        anyhow::ensure!(path.exists(), "{} was not built", path.display());
+        writeln!(consts, "/// `guests/c/{program}.c`, a core module.")?;
+        writeln!(
+            consts,
+            "pub const {name}: &str = {:?};",
+            path.display().to_string()
+        )?;
+    }
     Ok(())
 }
 

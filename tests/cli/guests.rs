@@ -2,7 +2,9 @@
 //! build script) run through `wasmach run` and described by `wasmach inspect`. The same
 //! programs through the runtime's API are `tests/all/guests.rs`.
 
-use wasmach_guests::{COMPONENT, CONSUMER, GUARD, PRODUCER, SNAPSHOTTER};
+use wasmach_guests::{
+    C_CONSUMER, C_ERRORS, C_PRODUCER, COMPONENT, CONSUMER, GUARD, PRODUCER, SNAPSHOTTER,
+};
 
 use crate::oracle::{expected_records, pattern_a, shown};
 use crate::{stderr, stdout, wasmach};
@@ -75,4 +77,24 @@ fn wasmach_inspect_describes_rust_guests_and_the_component() {
     );
     assert!(text.contains("run: func() -> s64"), "{text}");
     assert!(text.contains("mach calls: vm_allocate, vm_deallocate, vm_read, vm_write, vm_region, mach_task_self, bootstrap_look_up"), "{text}");
+}
+
+#[test]
+fn wasmach_run_runs_the_c_guests_next_to_the_rust_ones() {
+    let out = wasmach(&[
+        "run",
+        "guests/wat/mailbox.wat",
+        &format!("c_producer={C_PRODUCER}"),
+        CONSUMER,
+        &format!("c_consumer={C_CONSUMER}"),
+        C_ERRORS,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let produced = shown(&expected_records());
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "mailbox: 0 65536\nc_producer: {produced}\nconsumer: {produced}\nc_consumer: {produced}\nerrors: 0\n"
+        )
+    );
 }
