@@ -57,13 +57,12 @@ fn main() -> Result<()> {
     let release = target_dir.join(TARGET).join("release");
     let mut consts = String::new();
     for (name, krate) in PROGRAMS {
-        let path = release.join(format!("{krate}.wasm"));
-        anyhow::ensure!(path.exists(), "{} was not built", path.display());
-        writeln!(consts, "/// `guests/programs/{krate}`, a core module.")?;
-        writeln!(
-            consts,
-            "pub const {name}: &str = {:?};",
-            path.display().to_string()
+        let doc = format!("`guests/programs/{krate}`, a core module.");
+        path_const(
+            &mut consts,
+            name,
+            &doc,
+            &release.join(format!("{krate}.wasm")),
         )?;
     }
 
@@ -79,14 +78,11 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("component.wasm");
     std::fs::write(&path, component)?;
-    writeln!(
-        consts,
-        "/// `guests/programs/component`, made a component (the `program` world of wit/mach.wit)."
-    )?;
-    writeln!(
-        consts,
-        "pub const COMPONENT: &str = {:?};",
-        path.display().to_string()
+    path_const(
+        &mut consts,
+        "COMPONENT",
+        "`guests/programs/component`, made a component (the `program` world of wit/mach.wit).",
+        &path,
     )?;
     build_c_guests(&guests, &out_dir, &mut consts)?;
     std::fs::write(out_dir.join("artifacts.rs"), consts)?;
@@ -118,15 +114,21 @@ fn build_c_guests(guests: &Path, out_dir: &Path, consts: &mut String) -> Result<
         );
     }
     for (name, program) in C_PROGRAMS {
-        let path = dir.join(format!("{program}.wasm"));
-        anyhow::ensure!(path.exists(), "{} was not built", path.display());
-        writeln!(consts, "/// `guests/c/{program}.c`, a core module.")?;
-        writeln!(
-            consts,
-            "pub const {name}: &str = {:?};",
-            path.display().to_string()
-        )?;
+        let doc = format!("`guests/c/{program}.c`, a core module.");
+        path_const(consts, name, &doc, &dir.join(format!("{program}.wasm")))?;
     }
+    Ok(())
+}
+
+/// Writes `pub const NAME: &str = "path";` with its doc line, for a file that was built.
+fn path_const(consts: &mut String, name: &str, doc: &str, path: &Path) -> Result<()> {
+    anyhow::ensure!(path.exists(), "{} was not built", path.display());
+    writeln!(consts, "/// {doc}")?;
+    writeln!(
+        consts,
+        "pub const {name}: &str = {:?};",
+        path.display().to_string()
+    )?;
     Ok(())
 }
 
