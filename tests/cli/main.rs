@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 #[path = "../all/oracle.rs"]
 mod oracle;
 
+mod bench;
 mod commands;
 mod guests;
 

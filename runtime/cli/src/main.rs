@@ -2,6 +2,7 @@
 //! memory through Mach VM calls, or describe a module. Built on the `wasmach` library's public
 //! API only.
 
+mod bench;
 mod cli_args;
 mod inspect;
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use wasmach::{Runtime, RuntimeOptions, Task, TaskOptions};
 use wasmtime::{Trap, Val};
 
@@ -46,6 +47,12 @@ enum Command {
         #[arg(value_name = "MODULE")]
         module: PathBuf,
     },
+    /// Measure copies between two tasks, through every door, against their baselines (the
+    /// host's memcpy, the guest's memory.copy, wasmtime's Memory::read + Memory::write,
+    /// process_vm_readv): a progress bar on a terminal, then a table of median time per call
+    /// (± half the interquartile range), GiB/s and the ratio to memcpy, per size and case.
+    /// Build with --release for figures worth comparing.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -119,6 +126,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Inspect { module } => inspect::inspect(&module),
+        Command::Bench(args) => match bench::plan(&args) {
+            Ok(plan) => bench::run(&plan),
+            Err(message) => {
+                // A usage error of `wasmach bench` (its usage line, exit status 2).
+                let mut cli = Cli::command();
+                cli.build();
+                let mut command = cli.find_subcommand_mut("bench").cloned().unwrap_or(cli);
+                command
+                    .error(clap::error::ErrorKind::ValueValidation, message)
+                    .exit()
+            }
+        },
     }
 }
 

@@ -1,0 +1,681 @@
+//! What `wasmach bench` measures: the case list, and the fixtures the cases run on.
+//!
+//! The cases and their names are `benches/transfer.rs`'s, so that the command's figures and
+//! criterion's can be set side by side. A case that runs on wasmach's tasks is measured once
+//! per [`CopyMode`]; the baselines once per size.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use wasmach::{KernResult, KernReturn, PortName, Runtime, RuntimeOptions, Task, TaskFunc};
+use wasmtime::WasmParams;
+
+use super::measure::{Stats, measure};
+use super::{Plan, Size, report};
+
+/// A page, in bytes.
+const PAGE: u32 = wasmach::VM_PAGE_SIZE;
+
+/// The guest loops (a copy of the loops of `benches/guest.wat` that the cases use).
+const GUEST: &str = include_str!("guest.wat");
+
+/// How the runtime's transfers copy: the dimension along which the wasmach cases are
+/// measured more than once. The runtime has one mode today; a mode that the library adds
+/// (through a `RuntimeOptions` field) becomes a variant here, with its options in
+/// [`CopyMode::runtime_options`], and every wasmach case is then measured in each mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyMode {
+    /// Every call copies the bytes at once (the runtime's default, and only, mode).
+    Eager,
+}
+
+impl CopyMode {
+    /// Every mode, in the order measured.
+    pub const ALL: &[CopyMode] = &[CopyMode::Eager];
+
+    /// The mode's name in the output.
+    pub fn name(self) -> &'static str {
+        match self {
+            CopyMode::Eager => "eager",
+        }
+    }
+
+    /// The runtime options of the mode.
+    fn runtime_options(self) -> RuntimeOptions {
+        match self {
+            CopyMode::Eager => RuntimeOptions::default(),
+        }
+    }
+}
+
+/// Who makes the copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Door {
+    /// A copy without wasmach's calls, to compare against.
+    Baseline,
+    /// A guest loop calling the `"mach"` import.
+    Guest,
+    /// The host API.
+    Host,
+}
+
+/// One thing measured at every size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// The host copying between two page-aligned buffers: the limit.
+    Memcpy,
+    /// wasmtime's `Memory::read` into a new `Vec`, then `Memory::write` into another
+    /// instance: what a user writes without wasmach.
+    VecDoubleCopy,
+    /// Linux `process_vm_readv` from a forked child.
+    ProcessVmReadv,
+    /// The guest's own `memory.copy` inside its memory.
+    GuestMemoryCopy,
+    /// A guest `vm_read_overwrite` from the peer into itself.
+    GuestReadOverwrite,
+    /// A guest `vm_write` from itself into the peer.
+    GuestWrite,
+    /// A guest `vm_read` of the peer into a new region, then `vm_deallocate` of it.
+    GuestReadDeallocate,
+    /// A guest `vm_copy` inside itself.
+    GuestCopyInSelf,
+    /// A guest `vm_copy` inside the peer.
+    GuestCopyInPeer,
+    /// The host's `Task::vm_read_overwrite` into a page-aligned buffer.
+    HostReadOverwrite,
+    /// The host's `Task::vm_write` from a page-aligned buffer.
+    HostWrite,
+    /// The host's `Task::vm_read` into a new `Vec`.
+    HostRead,
+    /// The host's `Task::vm_copy`.
+    HostCopy,
+    /// `a.mach().vm_read_overwrite(b, ..)`: task A acting on task B through the host API.
+    HostAReadOverwriteB,
+    /// `a.mach().vm_write(b, ..)`.
+    HostAWriteB,
+}
+
+impl Case {
+    /// Every case, in the order measured (and printed).
+    pub const ALL: [Case; 15] = [
+        Case::Memcpy,
+        Case::VecDoubleCopy,
+        Case::ProcessVmReadv,
+        Case::GuestMemoryCopy,
+        Case::GuestReadOverwrite,
+        Case::GuestWrite,
+        Case::GuestReadDeallocate,
+        Case::GuestCopyInSelf,
+        Case::GuestCopyInPeer,
+        Case::HostReadOverwrite,
+        Case::HostWrite,
+        Case::HostRead,
+        Case::HostCopy,
+        Case::HostAReadOverwriteB,
+        Case::HostAWriteB,
+    ];
+
+    /// The case's name: the criterion bench's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Memcpy => "baseline/memcpy",
+            Case::VecDoubleCopy => "baseline/vec_double_copy",
+            Case::ProcessVmReadv => "baseline/process_vm_readv",
+            Case::GuestMemoryCopy => "baseline/guest_memory_copy",
+            Case::GuestReadOverwrite => "guest/vm_read_overwrite",
+            Case::GuestWrite => "guest/vm_write",
+            Case::GuestReadDeallocate => "guest/vm_read+vm_deallocate",
+            Case::GuestCopyInSelf => "guest/vm_copy_in_self",
+            Case::GuestCopyInPeer => "guest/vm_copy_in_peer",
+            Case::HostReadOverwrite => "host/vm_read_overwrite",
+            Case::HostWrite => "host/vm_write",
+            Case::HostRead => "host/vm_read",
+            Case::HostCopy => "host/vm_copy",
+            Case::HostAReadOverwriteB => "host/a_read_overwrite_b",
+            Case::HostAWriteB => "host/a_write_b",
+        }
+    }
+
+    /// Who makes the copy.
+    pub fn door(self) -> Door {
+        match self {
+            Case::Memcpy | Case::VecDoubleCopy | Case::ProcessVmReadv | Case::GuestMemoryCopy => {
+                Door::Baseline
+            }
+            Case::GuestReadOverwrite
+            | Case::GuestWrite
+            | Case::GuestReadDeallocate
+            | Case::GuestCopyInSelf
+            | Case::GuestCopyInPeer => Door::Guest,
+            _ => Door::Host,
+        }
+    }
+}
+
+/// One measurement to make: a case at a size, in a copy mode (`None` for a baseline).
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    /// The size and its calls per sample.
+    pub size: Size,
+    /// What is measured.
+    pub case: Case,
+    /// The copy mode of a wasmach case; `None` for a baseline.
+    pub mode: Option<CopyMode>,
+}
+
+impl Job {
+    /// The case's name with its copy mode when there are several.
+    pub fn label(&self) -> String {
+        match self.mode {
+            Some(mode) if CopyMode::ALL.len() > 1 => {
+                format!("{} [{}]", self.case.name(), mode.name())
+            }
+            _ => self.case.name().to_owned(),
+        }
+    }
+}
+
+/// Every job of a run, size by size, in the order measured.
+pub fn jobs(sizes: &[Size]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for &size in sizes {
+        for case in Case::ALL {
+            if case.door() == Door::Baseline {
+                jobs.push(Job {
+                    size,
+                    case,
+                    mode: None,
+                });
+            } else {
+                for &mode in CopyMode::ALL {
+                    jobs.push(Job {
+                        size,
+                        case,
+                        mode: Some(mode),
+                    });
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// Why a case has no figure.
+#[derive(Clone, Debug)]
+pub enum Problem {
+    /// The system refuses a baseline (`process_vm_readv` forbidden, say): noted, not an
+    /// error of wasmach.
+    Skipped(String),
+    /// The case went wrong: a call failed, a guest trapped, a setup step failed.
+    Failed(String),
+}
+
+/// What a job gave.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The statistics of its samples (seconds per call).
+    Measured(Stats),
+    /// Skipped, with the reason.
+    Skipped(String),
+    /// Failed, with the cause.
+    Failed(String),
+}
+
+impl From<Result<Stats, Problem>> for Outcome {
+    fn from(result: Result<Stats, Problem>) -> Outcome {
+        match result {
+            Ok(stats) => Outcome::Measured(stats),
+            Err(Problem::Skipped(why)) => Outcome::Skipped(why),
+            Err(Problem::Failed(why)) => Outcome::Failed(why),
+        }
+    }
+}
+
+/// A job and what it gave.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    /// What was measured.
+    pub job: Job,
+    /// The figures, or why there are none.
+    pub outcome: Outcome,
+}
+
+/// Runs every job (in order) and returns their measurements. Only a runtime that cannot
+/// start is an error; a case that fails is recorded as failed and the run goes on.
+pub fn run(plan: &Plan, jobs: &[Job], progress: &ProgressBar) -> anyhow::Result<Vec<Measurement>> {
+    let mut runtimes = Vec::new();
+    for &mode in CopyMode::ALL {
+        let runtime = Runtime::with_options(mode.runtime_options()).map_err(|e| {
+            anyhow::anyhow!("cannot start the runtime ({} copies): {e:#}", mode.name())
+        })?;
+        runtimes.push((mode, runtime));
+    }
+    let mut measurements = Vec::with_capacity(jobs.len());
+    for &size in &plan.sizes {
+        let label = report::size_label(size.pages);
+        progress.set_message(format!("{label}: filling the buffers"));
+        let mut fixtures = Fixtures::new(size, &runtimes);
+        for job in jobs.iter().filter(|j| j.size.pages == size.pages) {
+            progress.set_message(format!("{label}: {}", job.label()));
+            let outcome = fixtures.run(job, plan.time, progress);
+            measurements.push(Measurement { job: *job, outcome });
+            progress.inc(1);
+        }
+    }
+    Ok(measurements)
+}
+
+/// What one size's cases run on: the host buffers, and the task pairs (made when first
+/// needed, one per copy mode).
+struct Fixtures<'r> {
+    size: Size,
+    /// The source of host-side copies, page-aligned.
+    src: PageBuf,
+    /// The destination of host-side copies, page-aligned.
+    dst: PageBuf,
+    runtimes: &'r [(CopyMode, Runtime)],
+    pairs: Vec<(CopyMode, Result<Pair, String>)>,
+}
+
+impl<'r> Fixtures<'r> {
+    fn new(size: Size, runtimes: &'r [(CopyMode, Runtime)]) -> Fixtures<'r> {
+        let len = size.bytes() as usize;
+        Fixtures {
+            size,
+            src: PageBuf::new(len, |i| i as u8),
+            dst: PageBuf::new(len, |_| 1),
+            runtimes,
+            pairs: Vec::new(),
+        }
+    }
+
+    /// Spawns and fills the pair of tasks of `mode` unless it is there (or failed).
+    fn ensure_pair(&mut self, mode: CopyMode) {
+        if self.pairs.iter().any(|(m, _)| *m == mode) {
+            return;
+        }
+        let pair = self
+            .runtimes
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .ok_or_else(|| format!("no runtime for {} copies", mode.name()))
+            .and_then(|(_, runtime)| {
+                Pair::new(runtime, self.size.pages)
+                    .map_err(|e| format!("cannot set the tasks up: {e:#}"))
+            });
+        self.pairs.push((mode, pair));
+    }
+
+    /// Measures one job.
+    fn run(&mut self, job: &Job, time: Duration, progress: &ProgressBar) -> Outcome {
+        let calls = self.size.calls;
+        let n = calls as i32;
+        let size = self.size.bytes() as u32;
+        // Guest arguments: addresses and sizes as the i32s the guest reads as u32s.
+        let (p1, s, second) = (PAGE as i32, size as i32, PAGE.wrapping_add(size) as i32);
+        let mode = job.mode.unwrap_or(CopyMode::ALL[0]);
+        let on_tasks = job.case.door() != Door::Baseline || job.case == Case::GuestMemoryCopy;
+        if on_tasks {
+            let label = report::size_label(self.size.pages);
+            progress.set_message(format!("{label}: spawning and filling the tasks"));
+            self.ensure_pair(mode);
+            progress.set_message(format!("{label}: {}", job.label()));
+        }
+        let pair: Result<&Pair, Problem> = match self.pairs.iter().find(|(m, _)| *m == mode) {
+            Some((_, Ok(pair))) => Ok(pair),
+            Some((_, Err(e))) => Err(Problem::Failed(e.clone())),
+            None => Err(Problem::Failed("the tasks are not set up".to_owned())),
+        };
+        let (src, dst) = (&self.src, &mut self.dst);
+        let result = match job.case {
+            Case::Memcpy => measure(time, calls, || {
+                let start = Instant::now();
+                for _ in 0..calls {
+                    dst.as_mut_slice()
+                        .copy_from_slice(black_box(src.as_slice()));
+                }
+                black_box(dst.as_slice());
+                Ok(start.elapsed())
+            }),
+            Case::VecDoubleCopy => match Plain::new(self.size.pages) {
+                Ok(mut plain) => measure(time, calls, || {
+                    let start = Instant::now();
+                    for _ in 0..calls {
+                        plain.copy(size as usize)?;
+                    }
+                    Ok(start.elapsed())
+                }),
+                Err(e) => Err(Problem::Failed(format!(
+                    "cannot set the wasmtime instances up: {e:#}"
+                ))),
+            },
+            Case::ProcessVmReadv => Child::new(src).and_then(|child| {
+                measure(time, calls, || {
+                    let start = Instant::now();
+                    for _ in 0..calls {
+                        child.read(dst.as_mut_slice())?;
+                    }
+                    Ok(start.elapsed())
+                })
+            }),
+            Case::GuestMemoryCopy => pair.and_then(|pair| {
+                measure(time, calls, || {
+                    pair.guest(&pair.memory_copy, (second, p1, s, n))
+                })
+            }),
+            Case::GuestReadOverwrite => pair.and_then(|pair| {
+                let port = pair.port.0 as i32;
+                measure(time, calls, || {
+                    pair.guest(&pair.read_overwrite, (port, p1, s, second, n))
+                })
+            }),
+            Case::GuestWrite => pair.and_then(|pair| {
+                let port = pair.port.0 as i32;
+                measure(time, calls, || {
+                    pair.guest(&pair.write, (port, second, p1, s, n))
+                })
+            }),
+            Case::GuestReadDeallocate => pair.and_then(|pair| {
+                let port = pair.port.0 as i32;
+                measure(time, calls, || pair.guest(&pair.read, (port, p1, s, n)))
+            }),
+            Case::GuestCopyInSelf => pair.and_then(|pair| {
+                let own = pair.own.0 as i32;
+                measure(time, calls, || {
+                    pair.guest(&pair.copy, (own, p1, s, second, n))
+                })
+            }),
+            Case::GuestCopyInPeer => pair.and_then(|pair| {
+                let port = pair.port.0 as i32;
+                measure(time, calls, || {
+                    pair.guest(&pair.copy, (port, p1, s, second, n))
+                })
+            }),
+            Case::HostReadOverwrite => pair.and_then(|pair| {
+                measure(time, calls, || {
+                    host_loop(calls, "vm_read_overwrite", || {
+                        pair.peer.vm_read_overwrite(PAGE, dst.as_mut_slice())
+                    })
+                })
+            }),
+            Case::HostWrite => pair.and_then(|pair| {
+                measure(time, calls, || {
+                    host_loop(calls, "vm_write", || {
+                        pair.peer.vm_write(PAGE, src.as_slice())
+                    })
+                })
+            }),
+            Case::HostRead => pair.and_then(|pair| {
+                measure(time, calls, || {
+                    host_loop(calls, "vm_read", || pair.peer.vm_read(PAGE, size))
+                })
+            }),
+            Case::HostCopy => pair.and_then(|pair| {
+                measure(time, calls, || {
+                    host_loop(calls, "vm_copy", || {
+                        pair.peer.vm_copy(PAGE, size, PAGE + size)
+                    })
+                })
+            }),
+            Case::HostAReadOverwriteB => pair.and_then(|pair| {
+                let mach = pair.caller.mach();
+                measure(time, calls, || {
+                    host_loop(calls, "vm_read_overwrite", || {
+                        mach.vm_read_overwrite(pair.port, PAGE, size, PAGE + size)
+                    })
+                })
+            }),
+            Case::HostAWriteB => pair.and_then(|pair| {
+                let mach = pair.caller.mach();
+                measure(time, calls, || {
+                    host_loop(calls, "vm_write", || {
+                        mach.vm_write(pair.port, PAGE + size, PAGE, size)
+                    })
+                })
+            }),
+        };
+        result.into()
+    }
+}
+
+/// Times `calls` host calls of `call` in a row; the first failing one fails the sample.
+fn host_loop<T>(
+    calls: u32,
+    name: &str,
+    mut call: impl FnMut() -> KernResult<T>,
+) -> Result<Duration, Problem> {
+    let start = Instant::now();
+    for _ in 0..calls {
+        black_box(call().map_err(|kr| Problem::Failed(format!("{name} returned {kr}")))?);
+    }
+    Ok(start.elapsed())
+}
+
+/// A caller task running the guest loops and a peer task, each with the size's pages of
+/// data at page 1 and as many pages after them (the destinations of copies inside a task).
+struct Pair {
+    caller: Task,
+    peer: Task,
+    /// The caller's name for the peer.
+    port: PortName,
+    /// The caller's name for itself.
+    own: PortName,
+    read_overwrite: TaskFunc<(i32, i32, i32, i32, i32), i32>,
+    write: TaskFunc<(i32, i32, i32, i32, i32), i32>,
+    read: TaskFunc<(i32, i32, i32, i32), i32>,
+    copy: TaskFunc<(i32, i32, i32, i32, i32), i32>,
+    memory_copy: TaskFunc<(i32, i32, i32, i32), i32>,
+}
+
+impl Pair {
+    fn new(runtime: &Runtime, pages: u32) -> anyhow::Result<Pair> {
+        let caller = runtime.spawn_bytes(GUEST)?;
+        let peer = runtime.spawn_bytes("(module (memory 1))")?;
+        let size = pages * PAGE;
+        let data: Vec<u8> = (0..size).map(|i| (i.wrapping_mul(7) + 3) as u8).collect();
+        for task in [&caller, &peer] {
+            task.vm_allocate(PAGE, 2 * size, false)
+                .map_err(|kr| anyhow::anyhow!("vm_allocate of {pages} pages: {kr}"))?;
+            // The data, and the destination pages faulted in.
+            for address in [PAGE, PAGE + size] {
+                task.vm_write(address, &data)
+                    .map_err(|kr| anyhow::anyhow!("vm_write of {pages} pages: {kr}"))?;
+            }
+        }
+        Ok(Pair {
+            port: caller.insert_port(&peer),
+            own: caller.self_port(),
+            read_overwrite: caller.typed_func("read_overwrite")?,
+            write: caller.typed_func("write")?,
+            read: caller.typed_func("read")?,
+            copy: caller.typed_func("copy")?,
+            memory_copy: caller.typed_func("memory_copy")?,
+            caller,
+            peer,
+        })
+    }
+
+    /// Runs one guest loop and returns its time; a trap or a failing call fails it.
+    fn guest<P: WasmParams>(
+        &self,
+        func: &TaskFunc<P, i32>,
+        params: P,
+    ) -> Result<Duration, Problem> {
+        let start = Instant::now();
+        let kr = self
+            .caller
+            .call_func(func, params)
+            .map_err(|e| Problem::Failed(format!("the guest trapped: {e:#}")))?;
+        let elapsed = start.elapsed();
+        match KernReturn::from_guest(kr) {
+            Ok(Ok(())) => Ok(elapsed),
+            Ok(Err(kr)) => Err(Problem::Failed(format!("a call returned {kr}"))),
+            Err(code) => Err(Problem::Failed(format!("a call returned {code}"))),
+        }
+    }
+}
+
+/// A page-aligned host buffer. Task memories are page-aligned; the host-side buffers get the
+/// same alignment so that every case copies alike (glibc's memcpy between buffers whose
+/// addresses differ by a few bytes modulo 4 KiB runs many times slower on some CPUs: see
+/// BENCHMARKS.md). Made of a `Vec` one page larger, used from its first aligned byte.
+struct PageBuf {
+    storage: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl PageBuf {
+    fn new(len: usize, byte: impl Fn(usize) -> u8) -> PageBuf {
+        let align = PAGE as usize;
+        let mut storage = vec![0u8; len + align];
+        // At run time `align_offset` of a byte pointer is exact (below `align`).
+        let offset = storage.as_ptr().align_offset(align).min(align);
+        for (i, b) in storage[offset..offset + len].iter_mut().enumerate() {
+            *b = byte(i);
+        }
+        PageBuf {
+            storage,
+            offset,
+            len,
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.storage[self.offset..self.offset + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.storage[self.offset..self.offset + self.len]
+    }
+}
+
+/// A child process holding a copy of a buffer at the parent's address, for
+/// `process_vm_readv`. Killed and reaped on drop (and killed if the parent dies first).
+struct Child {
+    pid: libc::pid_t,
+    /// The address of the buffer, the same in the child as in the parent.
+    address: usize,
+    len: usize,
+}
+
+impl Child {
+    /// Forks a child that keeps `buf` (its copy-on-write copy) and waits to be killed.
+    fn new(buf: &PageBuf) -> Result<Child, Problem> {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the child (pid 0) runs only the system calls below, which are
+        // async-signal-safe (no allocation, no lock that another thread of the parent may
+        // have held at the fork), and never returns into Rust code.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Problem::Skipped(format!(
+                "fork: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        if pid == 0 {
+            // SAFETY: plain system calls with valid arguments: die with the parent, let go
+            // of its stdout and stderr (a reader waiting for their end must not wait for
+            // us), then sleep until killed; `_exit` if the parent is already gone.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                libc::close(1);
+                libc::close(2);
+                if libc::getppid() != parent {
+                    libc::_exit(0);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        Ok(Child {
+            pid,
+            address: buf.as_slice().as_ptr() as usize,
+            len: buf.len,
+        })
+    }
+
+    /// Reads the child's buffer into `local` (at most its length).
+    fn read(&self, local: &mut [u8]) -> Result<(), Problem> {
+        let len = local.len().min(self.len);
+        let local_iov = libc::iovec {
+            iov_base: local.as_mut_ptr().cast(),
+            iov_len: len,
+        };
+        let remote_iov = libc::iovec {
+            iov_base: self.address as *mut libc::c_void,
+            iov_len: len,
+        };
+        // SAFETY: `local_iov` describes `len` bytes of `local`, borrowed mutably for the
+        // call; `remote_iov` is read in the child's address space by the kernel, which
+        // checks it (the child's copy of the buffer is at the same address after fork).
+        let n = unsafe { libc::process_vm_readv(self.pid, &local_iov, 1, &remote_iov, 1, 0) };
+        if n == len as isize {
+            return Ok(());
+        }
+        if n >= 0 {
+            return Err(Problem::Failed(format!(
+                "process_vm_readv read {n} bytes of {len}"
+            )));
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EPERM | libc::ENOSYS | libc::EACCES) => Err(Problem::Skipped(format!(
+                "process_vm_readv is not allowed here: {error}"
+            ))),
+            _ => Err(Problem::Failed(format!("process_vm_readv: {error}"))),
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SAFETY: `pid` is our child, not yet reaped (so not reused): kill it and reap it.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// Two plain wasmtime instances (default engine) with exported memories: the baseline of
+/// copying between sandboxes without wasmach.
+struct Plain {
+    a: (wasmtime::Store<()>, wasmtime::Memory),
+    b: (wasmtime::Store<()>, wasmtime::Memory),
+}
+
+impl Plain {
+    fn new(pages: u32) -> anyhow::Result<Plain> {
+        let engine = wasmtime::Engine::default();
+        let wat = format!("(module (memory (export \"memory\") {}))", pages + 1);
+        let module = wasmtime::Module::new(&engine, wat)?;
+        let make = || -> anyhow::Result<(wasmtime::Store<()>, wasmtime::Memory)> {
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = wasmtime::Instance::new(&mut store, &module, &[])?;
+            let memory = instance
+                .get_memory(&mut store, "memory")
+                .ok_or_else(|| anyhow::anyhow!("no memory export"))?;
+            memory.data_mut(&mut store).fill(1);
+            Ok((store, memory))
+        };
+        Ok(Plain {
+            a: make()?,
+            b: make()?,
+        })
+    }
+
+    /// Reads `len` bytes of A into a new `Vec`, and writes them into B.
+    fn copy(&mut self, len: usize) -> Result<(), Problem> {
+        let mut buf = vec![0u8; len];
+        let (a, b) = (&mut self.a, &mut self.b);
+        a.1.read(&a.0, PAGE as usize, &mut buf)
+            .and_then(|()| b.1.write(&mut b.0, PAGE as usize, &buf))
+            .map_err(|e| Problem::Failed(format!("wasmtime memory access: {e}")))
+    }
+}

@@ -1,0 +1,186 @@
+//! The SVG plot of `--out`: throughput against transfer size, one line per case (the
+//! baselines dashed, memcpy in black), the legend on the right and the machine below.
+//! Drawn with plotters' SVG backend; the text is left to the viewer's sans-serif font.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::cases::{Case, Door};
+use super::report::{Report, human_bytes};
+
+/// The picture's size in pixels.
+const SIZE: (u32, u32) = (1100, 640);
+/// The width of the legend on the right.
+const LEGEND_WIDTH: u32 = 270;
+/// The height of the footer (machine, date).
+const FOOTER_HEIGHT: u32 = 44;
+
+/// A case's color: by operation, so that a guest call and the same host call share it
+/// (the host's lines have triangles, the guest's circles, the baselines are dashed).
+fn color(case: Case) -> RGBColor {
+    let hex = match case {
+        Case::Memcpy => 0x000000,
+        Case::VecDoubleCopy => 0x7f7f7f,
+        Case::ProcessVmReadv => 0xd62728,
+        Case::GuestMemoryCopy => 0x8c564b,
+        Case::GuestReadOverwrite | Case::HostReadOverwrite => 0x1f77b4,
+        Case::GuestWrite | Case::HostWrite => 0xff7f0e,
+        Case::GuestReadDeallocate | Case::HostRead => 0x2ca02c,
+        Case::GuestCopyInSelf | Case::HostCopy => 0x9467bd,
+        Case::GuestCopyInPeer => 0x17becf,
+        Case::HostAReadOverwriteB => 0x393b79,
+        Case::HostAWriteB => 0xbcbd22,
+    };
+    RGBColor((hex >> 16) as u8, (hex >> 8) as u8, hex as u8)
+}
+
+/// One line of the plot.
+struct Series {
+    label: String,
+    dashed: bool,
+    /// Triangles (the host API) rather than circles.
+    triangles: bool,
+    color: RGBColor,
+    width: u32,
+    /// (bytes, GiB/s), by size.
+    points: Vec<(f64, f64)>,
+}
+
+/// Writes the plot of `report` to `path`.
+pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
+    let mut series: Vec<Series> = Vec::new();
+    for (m, row) in report.measurements.iter().zip(report.rows()) {
+        let label = m.job.label();
+        let index = match series.iter().position(|s| s.label == label) {
+            Some(index) => index,
+            None => {
+                let case = m.job.case;
+                series.push(Series {
+                    label,
+                    dashed: case.door() == Door::Baseline,
+                    triangles: case.door() == Door::Host,
+                    color: color(case),
+                    width: if case == Case::Memcpy { 3 } else { 2 },
+                    points: Vec::new(),
+                });
+                series.len() - 1
+            }
+        };
+        if let Some(gib) = row.gib_per_s {
+            series[index].points.push((row.bytes as f64, gib));
+        }
+    }
+
+    let mut sizes: Vec<f64> = report
+        .measurements
+        .iter()
+        .map(|m| m.job.size.bytes() as f64)
+        .collect();
+    sizes.sort_by(f64::total_cmp);
+    sizes.dedup();
+    let (first, last) = match (sizes.first(), sizes.last()) {
+        (Some(&first), Some(&last)) => (first, last),
+        _ => anyhow::bail!("nothing was measured"),
+    };
+    let top = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (main, footer) = root.split_vertically(SIZE.1 - FOOTER_HEIGHT);
+    let (plot, legend) = main.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(
+            "wasmach bench: copy throughput against transfer size",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(
+            (first / 1.6..last * 1.6)
+                .log_scale()
+                .with_key_points(sizes.clone()),
+            0f64..top,
+        )?;
+    let size_label = |bytes: &f64| human_bytes(bytes.round() as u64);
+    chart
+        .configure_mesh()
+        .x_desc("transfer size (log scale)")
+        .y_desc("GiB/s (median)")
+        .x_label_formatter(&size_label)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .max_light_lines(0)
+        .bold_line_style(RGBColor(0xe4, 0xe4, 0xe4))
+        .draw()?;
+    for s in &series {
+        let style = s.color.stroke_width(s.width);
+        if s.dashed {
+            chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 7, 4, style))?;
+        } else {
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), style))?;
+        }
+        if s.triangles {
+            chart.draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| TriangleMarker::new(p, 5, s.color.filled())),
+            )?;
+        } else {
+            chart.draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, s.color.filled())),
+            )?;
+        }
+    }
+
+    // The legend: a sample of each line and its case.
+    let font = ("sans-serif", 13).into_font();
+    legend.draw(&Text::new(
+        "dashed: baselines; ▲ host API; ● guest",
+        (10, 24),
+        font.clone(),
+    ))?;
+    for (i, s) in series.iter().enumerate() {
+        let y = 50 + 22 * i as i32;
+        let style = s.color.stroke_width(s.width);
+        if s.dashed {
+            for x in [10, 22, 34] {
+                legend.draw(&PathElement::new(vec![(x, y), (x + 8, y)], style))?;
+            }
+        } else {
+            legend.draw(&PathElement::new(vec![(10, y), (42, y)], style))?;
+        }
+        if s.triangles {
+            legend.draw(&TriangleMarker::new((26, y), 5, s.color.filled()))?;
+        } else {
+            legend.draw(&Circle::new((26, y), 3, s.color.filled()))?;
+        }
+        legend.draw(&Text::new(s.label.clone(), (50, y - 7), font.clone()))?;
+    }
+
+    let small = ("sans-serif", 12).into_font();
+    footer.draw(&Text::new(
+        format!("machine: {}", report.machine.line()),
+        (14, 6),
+        small.clone(),
+    ))?;
+    footer.draw(&Text::new(
+        format!(
+            "run: {}, wasmach {} ({} build), median of the samples of each case; the table and CSV have the spread",
+            report.run.date, report.run.version, report.run.build
+        ),
+        (14, 24),
+        small,
+    ))?;
+    root.present()?;
+    Ok(())
+}
