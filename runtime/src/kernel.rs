@@ -14,7 +14,7 @@ use wasmtime::{AsContextMut, StoreContextMut};
 use crate::kern::{KernResult, KernReturn, PAGE_SHIFT, VM_PAGE_SIZE, VmProt};
 use crate::lock::RankedGuard;
 use crate::port::PortName;
-use crate::space::{AddressSpace, MapState, PAGE};
+use crate::space::{AddressSpace, CopyCall, MapState, PAGE};
 use crate::task_state::{TaskData, TaskShared};
 use crate::vm_map::{PageRange, Region, VmMap};
 
@@ -196,6 +196,63 @@ unsafe fn copy(src: &AddressSpace, src_addr: u32, dst: &AddressSpace, dst_addr: 
     unsafe { ptr::copy(src.at(src_addr), dst.at(dst_addr), len as usize) }
 }
 
+/// Which of a call's two tasks holds the source of a copy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum From {
+    /// The target (`vm_read`, `vm_read_overwrite`, `vm_copy`).
+    Target,
+    /// The caller (`vm_write`).
+    Caller,
+}
+
+/// Moves `len` bytes (page-aligned, checked) from `src` to `dst`, two task memories, under
+/// the maps still held: by sharing the pages copy-on-write when the destination's copy
+/// policy asks for it for `call` and both memories can ([`AddressSpace::freeze`],
+/// [`AddressSpace::map_frozen`]), else with one [`copy`]. Either way the destination then
+/// holds what the source held when the call began.
+///
+/// # Safety
+/// As for [`copy`]; `from` says which of `maps` is the source's.
+#[allow(clippy::too_many_arguments)]
+unsafe fn transfer(
+    maps: &mut Maps<'_>,
+    from: From,
+    call: CopyCall,
+    src: &AddressSpace,
+    src_addr: u32,
+    dst: &AddressSpace,
+    dst_addr: u32,
+    len: u32,
+) -> KernResult<()> {
+    let pages = len >> PAGE_SHIFT;
+    let shared = if dst.copy_policy().virtual_for(call, pages)
+        && src.shareable()
+        && dst.shareable()
+        && let Some(range) = PageRange::from_count(src_addr >> PAGE_SHIFT, pages)
+    {
+        let (src_state, dst_state) = match (&mut maps.caller, from) {
+            (None, _) => (None, &mut *maps.target),
+            (Some(caller), From::Target) => (Some(&mut *maps.target), &mut **caller),
+            (Some(caller), From::Caller) => (Some(&mut **caller), &mut *maps.target),
+        };
+        let frozen = match src_state {
+            Some(state) => src.freeze(state, range)?,
+            None => src.freeze(dst_state, range)?,
+        };
+        match frozen {
+            Some(frozen) => dst.map_frozen(dst_state, dst_addr >> PAGE_SHIFT, &frozen)?,
+            None => false,
+        }
+    } else {
+        false
+    };
+    if !shared {
+        // SAFETY: the caller's contract.
+        unsafe { copy(src, src_addr, dst, dst_addr, len) };
+    }
+    Ok(())
+}
+
 /// Makes `target`'s memory at least `end` pages long. Growing needs the task's store: a
 /// guest's own store comes with its call; another task's store is taken only if that task
 /// is not running right now, else the call gives `KERN_RESOURCE_SHORTAGE`.
@@ -261,7 +318,7 @@ fn allocate_range(
         // Pages above the old size are fresh; pages below may hold old bytes: a freed
         // page keeps its memory until a batch releases it, and without guest protection
         // the guest may have stored into unallocated pages (docs/spec.md §5, §7).
-        target.space.zero(range.below(old_pages));
+        target.space.zero(state, range.below(old_pages));
     }
     Ok(())
 }
@@ -390,7 +447,19 @@ pub(crate) fn vm_read(
     // SAFETY: the source passed `check_access(READ)` and the new region was just allocated
     // (DEFAULT includes WRITE) under the locks still held; the region was unallocated, so
     // it does not overlap the source even when caller and target are one task.
-    unsafe { copy(&target.space, address, &caller.space, data, size) };
+    let from = From::Target;
+    unsafe {
+        transfer(
+            &mut maps,
+            from,
+            CopyCall::ReadOrCopy,
+            &target.space,
+            address,
+            &caller.space,
+            data,
+            size,
+        )
+    }?;
     write_outs(&caller.space, outs, &[data, size]);
     Ok((data, size))
 }
@@ -445,7 +514,7 @@ pub(crate) fn vm_read_overwrite(
     dst: Dst<'_>,
     out_size: Option<u32>,
 ) -> KernResult<u32> {
-    let maps = lock(cx.task, target)?;
+    let mut maps = lock(cx.task, target)?;
     let outs = out_size.as_slice();
     if size == 0 {
         return size_zero(&maps, cx.task, outs, &[0]).map(|()| 0);
@@ -461,9 +530,20 @@ pub(crate) fn vm_read_overwrite(
             check_ptrs(maps.caller(), outs)?;
             let caller = cx.task();
             // SAFETY: source checked READ in the target, destination checked WRITE in the
-            // caller, both under the locks still held; `ptr::copy` handles a caller that
-            // reads its own memory with overlapping ranges.
-            unsafe { copy(&target.space, address, &caller.space, data, size) };
+            // caller, both under the locks still held; overlapping ranges of a caller that
+            // reads its own memory are `memmove`d.
+            unsafe {
+                transfer(
+                    &mut maps,
+                    From::Target,
+                    CopyCall::Overwrite,
+                    &target.space,
+                    address,
+                    &caller.space,
+                    data,
+                    size,
+                )
+            }?;
             write_outs(&caller.space, outs, &[size]);
         }
         Dst::Host(buf) => {
@@ -485,7 +565,7 @@ pub(crate) fn vm_write(
     src: Src<'_>,
     count: u32,
 ) -> KernResult<()> {
-    let maps = lock(cx.task, target)?;
+    let mut maps = lock(cx.task, target)?;
     if count == 0 {
         return size_zero(&maps, None, &[], &[]);
     }
@@ -504,8 +584,20 @@ pub(crate) fn vm_write(
     maps.target().check_access(address, count, VmProt::WRITE)?;
     match src {
         // SAFETY: source checked READ in the caller, destination checked WRITE in the
-        // target, under the locks still held; `ptr::copy` allows a self-write to overlap.
-        Src::Task(data) => unsafe { copy(&cx.task().space, data, &target.space, address, count) },
+        // target, under the locks still held; a self-write may overlap (`memmove`).
+        Src::Task(data) => unsafe {
+            let caller = &cx.task().space;
+            transfer(
+                &mut maps,
+                From::Caller,
+                CopyCall::Overwrite,
+                caller,
+                data,
+                &target.space,
+                address,
+                count,
+            )
+        }?,
         // SAFETY: the destination passed `check_access(WRITE)` under the lock still held;
         // `buf` is `count` bytes of host memory, disjoint from task memory.
         Src::Host(buf) => unsafe {
@@ -518,15 +610,27 @@ pub(crate) fn vm_write(
 
 /// `vm_copy`, inside `target`.
 pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -> KernResult<()> {
-    let maps = lock(None, target)?;
+    let mut maps = lock(None, target)?;
     if count == 0 {
         return size_zero(&maps, None, &[], &[]);
     }
     check_source(&maps, source, count, aligned(dest))?;
     maps.target().check_access(dest, count, VmProt::WRITE)?;
+    let space = &target.space;
     // SAFETY: source checked READ and destination checked WRITE in the target under the
     // lock still held; overlapping ranges are `memmove`d.
-    unsafe { copy(&target.space, source, &target.space, dest, count) };
+    unsafe {
+        transfer(
+            &mut maps,
+            From::Target,
+            CopyCall::ReadOrCopy,
+            space,
+            source,
+            space,
+            dest,
+            count,
+        )
+    }?;
     drop(maps);
     Ok(())
 }

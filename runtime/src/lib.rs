@@ -133,7 +133,9 @@ mod lock;
 mod names;
 mod trace;
 // 1. the page table and the raw mapping
+mod backing;
 mod mapping;
+mod views;
 mod vm_map;
 // 2. the address space
 mod space;
@@ -166,6 +168,7 @@ pub use module::{ModuleError, TaskModule};
 pub use names::{BULK_MODULE, MACH_IMPORTS, MEMORY_EXPORT};
 pub use port::PortName;
 pub use runtime::{Runtime, RuntimeOptions, TaskInfo, TaskOptions};
+pub use space::CopyMode;
 #[doc(hidden)]
 pub use task::DebugSnapshot;
 pub use task::{Mach, Task, TaskFunc};

@@ -6,6 +6,7 @@
 //! | 2 | [`Rank::Map`] | a task's page table and termination (`MapState`) | one VM call; two maps are taken in task-id order |
 //! | 3 | [`Rank::Bootstrap`] | the runtime's bootstrap registry, and its list of tasks (never both at once) | a lookup or an insertion only |
 //! | 4 | [`Rank::Ports`] | a task's port namespace | a lookup or an insertion only |
+//! | 5 | [`Rank::Shares`] | a task file's page reference counts (`crate::backing`) | counting, and punching the pages that lose their last reference |
 //!
 //! A thread may take a lock only if every lock it already holds has a lower rank (or the
 //! same rank with a lower key: the task id for maps). Nothing is called while a lock is held
@@ -34,6 +35,8 @@ pub(crate) enum Rank {
     Bootstrap = 3,
     /// A task's port namespace.
     Ports = 4,
+    /// The reference counts of a task file's pages.
+    Shares = 5,
 }
 
 /// A mutex with a [`Rank`]. It is `parking_lot`'s, which is eventually fair: a thread that

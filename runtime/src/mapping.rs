@@ -8,6 +8,7 @@ use std::ptr::NonNull;
 
 use rustix::mm::{self, Advice, MapFlags, MprotectFlags, ProtFlags};
 
+use crate::backing::TaskFile;
 use crate::kern::ADDRESS_SPACE_END;
 use crate::vm_map::GuestAccess;
 
@@ -42,8 +43,10 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Reserves the address space, all of it inaccessible.
-    pub(crate) fn reserve() -> io::Result<Mapping> {
+    /// Reserves the address space, all of it inaccessible: anonymous memory, or, with
+    /// `file`, the file mapped shared (so that its pages can be shared copy-on-write; see
+    /// [`crate::backing`]).
+    pub(crate) fn reserve(file: Option<&TaskFile>) -> io::Result<Mapping> {
         // SAFETY: a fresh private anonymous mapping at an address the kernel chooses
         // (null hint, no MAP_FIXED) replaces nothing; see mmap(2).
         let ptr = unsafe {
@@ -60,8 +63,13 @@ impl Mapping {
         // SAFETY: `offset < HUGE_PAGE`, so `base .. base + RESERVATION_BYTES` lies inside the
         // `MAPPED_BYTES` just mapped.
         let base = unsafe { mapped.add(offset) };
+        let mapping = Mapping { mapped, base };
+        if let Some(file) = file {
+            mapping.map_file(0, ADDRESS_SPACE_END, GuestAccess::None, file, 0, true)?;
+        }
         // SAFETY: advice on our own fresh mapping; MADV_HUGEPAGE changes no contents
-        // (madvise(2)). Where transparent huge pages are off it fails harmlessly.
+        // (madvise(2)). Where transparent huge pages are off (or, for a file, where shared
+        // memory has none) it fails or does nothing, harmlessly.
         let _ = unsafe {
             mm::madvise(
                 base.as_ptr().cast::<c_void>(),
@@ -69,7 +77,68 @@ impl Mapping {
                 Advice::LinuxHugepage,
             )
         };
-        Ok(Mapping { mapped, base })
+        Ok(mapping)
+    }
+
+    /// Maps `[from, to)` (page-aligned, inside 4 GiB) to the file's bytes from
+    /// `file_offset`, shared (its writes reach the file) or private (copy-on-write: a write
+    /// gives the mapping its own copy of the 4 KiB page), with the protection `access`.
+    /// Replaces whatever mapped the range: its private pages and guards are gone.
+    pub(crate) fn map_file(
+        &self,
+        from: u64,
+        to: u64,
+        access: GuestAccess,
+        file: &TaskFile,
+        file_offset: u64,
+        shared: bool,
+    ) -> io::Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        debug_assert!(to <= ADDRESS_SPACE_END && file_offset + (to - from) <= ADDRESS_SPACE_END);
+        let flags = MapFlags::FIXED
+            | if shared {
+                MapFlags::SHARED
+            } else {
+                MapFlags::PRIVATE | MapFlags::NORESERVE
+            };
+        // SAFETY: `[from, to)` lies inside our own reservation, which MAP_FIXED replaces in
+        // place (mmap(2)); no Rust object lives in task memory (the host reaches it only
+        // through raw pointers, after checking the table, and the callers, holding the map
+        // lock, map with the protection the table gives the pages and the bytes the pages
+        // must hold).
+        unsafe {
+            mm::mmap(
+                self.base().add(from as usize).cast::<c_void>(),
+                (to - from) as usize,
+                prot(access),
+                flags,
+                file.fd(),
+                file_offset,
+            )?
+        };
+        Ok(())
+    }
+
+    /// Maps `[from, to)` (page-aligned, inside 4 GiB) to fresh private anonymous memory
+    /// (reading zero) with the protection `access`, replacing whatever mapped it.
+    pub(crate) fn map_anonymous(&self, from: u64, to: u64, access: GuestAccess) -> io::Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        debug_assert!(to <= ADDRESS_SPACE_END);
+        // SAFETY: as in `map_file`: the range is ours, replaced in place, and holds no Rust
+        // object.
+        unsafe {
+            mm::mmap_anonymous(
+                self.base().add(from as usize).cast::<c_void>(),
+                (to - from) as usize,
+                prot(access),
+                MapFlags::FIXED | MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )?
+        };
+        Ok(())
     }
 
     /// The address of byte 0 of the address space.
@@ -93,11 +162,7 @@ impl Mapping {
         if tests::FAIL_PROTECT.with(|n| n.replace(n.get().saturating_sub(1))) > 0 {
             return Err(io::Error::from_raw_os_error(12)); // ENOMEM, as past vm.max_map_count
         }
-        let flags = match access {
-            GuestAccess::None => MprotectFlags::empty(),
-            GuestAccess::Read => MprotectFlags::READ,
-            GuestAccess::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
-        };
+        let flags = MprotectFlags::from_bits_retain(prot(access).bits());
         // SAFETY: `[from, to)` lies inside our own reservation (`to <= 4 GiB`). Changing its
         // protection affects no Rust object: the host touches task memory only through raw
         // pointers, after checking the table, which the callers keep in step with these
@@ -173,6 +238,15 @@ impl Drop for Mapping {
         // SAFETY: we unmap exactly the mapping we made; nothing can use it any more since
         // `Mapping` is being dropped (every user holds an `Arc` to its space).
         let _ = unsafe { mm::munmap(self.mapped.as_ptr().cast::<c_void>(), MAPPED_BYTES) };
+    }
+}
+
+/// The host protection of pages whose guest may do `access`.
+fn prot(access: GuestAccess) -> ProtFlags {
+    match access {
+        GuestAccess::None => ProtFlags::empty(),
+        GuestAccess::Read => ProtFlags::READ,
+        GuestAccess::ReadWrite => ProtFlags::READ | ProtFlags::WRITE,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::module::{Image, ModuleInner, Prepared, TaskModule, prepare};
 use crate::names::MEMORY_EXPORT;
 use crate::port::Mortal;
 use crate::segments::TaskSegments;
-use crate::space::{AddressSpace, PAGE, SpaceOptions};
+use crate::space::{AddressSpace, CopyMode, CopyPolicy, PAGE, SpaceOptions};
 use crate::task::Task;
 use crate::task_state::{TaskData, TaskShared};
 
@@ -65,6 +65,17 @@ pub struct RuntimeOptions {
     /// Linux's default 65 530 and 64 tasks).
     /// [`TaskOptions::map_budget`] sets it per task.
     pub map_budget: Option<u32>,
+    /// How copies between task memories move bytes: by sharing pages copy-on-write
+    /// (virtual copies, as Mach's `vm_read` and `vm_copy` do) or by copying them. The
+    /// default, [`CopyMode::Auto`], shares the pages of a `vm_read` or `vm_copy` of at
+    /// least [`virtual_copy_pages`](RuntimeOptions::virtual_copy_pages). Where the kernel
+    /// lacks what virtual copies need (`memfd_create`, `PAGEMAP_SCAN` of Linux 6.7), every
+    /// copy is physical ([`Runtime::virtual_copies`] tells). Observable values are the same
+    /// either way (docs/spec.md §9).
+    pub copy: CopyMode,
+    /// The fewest pages a `vm_read` or `vm_copy` shares in [`CopyMode::Auto`] (default
+    /// 16: see BENCHMARKS.md, "Virtual copies").
+    pub virtual_copy_pages: u32,
 }
 
 /// Per-task settings.
@@ -126,6 +137,8 @@ impl Default for RuntimeOptions {
             epoch_interruption: false,
             expected_tasks: 64,
             map_budget: None,
+            copy: CopyMode::Auto,
+            virtual_copy_pages: 16,
         }
     }
 }
@@ -158,6 +171,18 @@ impl RuntimeOptions {
     /// Sets [`RuntimeOptions::map_budget`].
     pub fn map_budget(mut self, mappings: u32) -> Self {
         self.map_budget = Some(mappings);
+        self
+    }
+
+    /// Sets [`RuntimeOptions::copy`].
+    pub fn copy(mut self, mode: CopyMode) -> Self {
+        self.copy = mode;
+        self
+    }
+
+    /// Sets [`RuntimeOptions::virtual_copy_pages`].
+    pub fn virtual_copy_pages(mut self, pages: u32) -> Self {
+        self.virtual_copy_pages = pages;
         self
     }
 
@@ -243,6 +268,14 @@ impl Runtime {
     /// The wasmtime engine every task of this runtime runs on.
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
+    }
+
+    /// Whether copies between task memories can be virtual here: the options ask for them
+    /// ([`RuntimeOptions::copy`] is not [`CopyMode::Physical`]) and the kernel has what
+    /// they need (`memfd_create`, and `PAGEMAP_SCAN` of Linux 6.7). Otherwise every copy is
+    /// physical.
+    pub fn virtual_copies(&self) -> bool {
+        self.shared.options.copy != CopyMode::Physical && crate::backing::files_supported()
     }
 
     /// Advances the epoch: tasks past their [`TaskOptions::epoch_deadline`] trap.
@@ -332,6 +365,10 @@ impl Runtime {
             quota_pages: quota,
             guest_protection: self.binds_guests(module),
             map_budget: options.map_budget.unwrap_or(self.shared.map_budget),
+            copy: CopyPolicy {
+                mode: self.shared.options.copy,
+                threshold_pages: self.shared.options.virtual_copy_pages,
+            },
         };
         let space = Arc::new(
             AddressSpace::new(id, plan.initial, plan.limit, space_options)

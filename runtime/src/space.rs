@@ -3,20 +3,25 @@
 //! uses to touch its bytes.
 
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::backing::{TaskFile, any_written, files_supported};
 use crate::kern::{KernResult, KernReturn, MAX_PAGES, PAGE_SHIFT, VM_PAGE_SIZE};
 use crate::lock::{Rank, RankedGuard, RankedMutex};
 use crate::mapping::{Mapping, guard_regions_supported};
+use crate::views::{Backing, Views};
 use crate::vm_map::{GuestAccess, PageKind, PageRange, VmMap};
 
 /// What the map lock guards: the page table, and what the task's mapping costs.
 pub(crate) struct MapState {
     /// The page/protection table.
     pub(crate) map: VmMap,
-    /// The kernel mappings (VMAs) the task's reservation is cut into, with guest
-    /// protection on: one per run of equal host protection (see [`AddressSpace::change`]).
+    /// The kernel mappings (VMAs) the task's reservation is cut into: one per run of
+    /// equal host protection and backing (see [`AddressSpace::change`]).
     runs: u32,
+    /// What backs each page (with a task file: see [`crate::views`]).
+    pub(crate) views: Views,
 }
 
 /// Freed pages are handed back to the kernel once at least this many (4 MiB) wait: a large
@@ -39,7 +44,64 @@ pub(crate) struct SpaceOptions {
     pub(crate) guest_protection: bool,
     /// The most kernel mappings the task's reservation may be cut into.
     pub(crate) map_budget: u32,
+    /// When copies between tasks share pages instead of copying bytes.
+    pub(crate) copy: CopyPolicy,
 }
+
+/// How `vm_read`, `vm_copy`, `vm_read_overwrite` and `vm_write` between tasks move bytes.
+///
+/// A *virtual* copy maps the source's pages into the destination copy-on-write, as Mach
+/// does: the call costs a few `mmap`s whatever its size, the copy takes no memory until
+/// one side writes a page, and the first write to a shared 4 KiB page copies it (a few
+/// microseconds). Every value any task or host call can observe is that of a physical
+/// copy; only time and memory differ. See `docs/spec.md` §9.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Always copy bytes (task memory is anonymous, as before virtual copies).
+    Physical,
+    /// Share pages for every copy between task memories (`vm_read` into the caller's new
+    /// region, `vm_copy`, `vm_read_overwrite` and `vm_write` between tasks), however small,
+    /// wherever the kernel allows it: to compare a program's results both ways.
+    Virtual,
+    /// Share pages for `vm_read` and `vm_copy` of at least the threshold
+    /// ([`RuntimeOptions::virtual_copy_pages`](crate::RuntimeOptions::virtual_copy_pages)),
+    /// copy bytes otherwise (the default).
+    #[default]
+    Auto,
+}
+
+/// Which copies share pages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CopyPolicy {
+    /// The mode.
+    pub(crate) mode: CopyMode,
+    /// In [`CopyMode::Auto`], the fewest pages a shared `vm_read` or `vm_copy` moves.
+    pub(crate) threshold_pages: u32,
+}
+
+/// The calls that move bytes between task memories, for [`CopyPolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CopyCall {
+    /// `vm_read` into the caller's new region, or `vm_copy`: whole new contents.
+    ReadOrCopy,
+    /// `vm_read_overwrite` or `vm_write`: over memory the destination is using.
+    Overwrite,
+}
+
+impl CopyPolicy {
+    /// Whether a `call` moving `pages` pages should share them.
+    pub(crate) fn virtual_for(self, call: CopyCall, pages: u32) -> bool {
+        match self.mode {
+            CopyMode::Physical => false,
+            CopyMode::Virtual => true,
+            CopyMode::Auto => call == CopyCall::ReadOrCopy && pages >= self.threshold_pages,
+        }
+    }
+}
+
+/// A source range of a virtual copy, frozen: in order, runs of frozen file pages
+/// `(file, first file page, end)` holding its bytes.
+pub(crate) struct Frozen(Vec<(Arc<TaskFile>, u32, u32)>);
 
 /// Why the mapping could not be brought in step with the table.
 enum SyncError {
@@ -68,6 +130,9 @@ pub(crate) struct AddressSpace {
     /// Whether a change past the mapping budget may make unallocated pages guard regions
     /// (otherwise they stay `PROT_NONE`): with guest protection, where the kernel has them.
     guards: bool,
+    /// The memory file under the mapping, if the task's pages can be shared (virtual
+    /// copies); `None`: anonymous memory.
+    file: Option<Arc<TaskFile>>,
 }
 
 impl AddressSpace {
@@ -79,7 +144,12 @@ impl AddressSpace {
         limit: u32,
         options: SpaceOptions,
     ) -> io::Result<AddressSpace> {
-        let mapping = Mapping::reserve()?;
+        let file = if options.copy.mode != CopyMode::Physical && files_supported() {
+            Some(Arc::new(TaskFile::create()?))
+        } else {
+            None
+        };
+        let mapping = Mapping::reserve(file.as_deref())?;
         let bytes = u64::from(initial) << PAGE_SHIFT;
         mapping.commit(0, bytes)?;
         Ok(AddressSpace {
@@ -91,6 +161,7 @@ impl AddressSpace {
                     map: VmMap::new(limit, initial),
                     // the committed prefix, then the rest of the reservation
                     runs: if initial > 0 { 2 } else { 1 },
+                    views: Views::default(),
                 },
             ),
             key,
@@ -98,6 +169,7 @@ impl AddressSpace {
             kernel_growing: AtomicBool::new(false),
             options,
             guards: options.guest_protection && guard_regions_supported(),
+            file,
         })
     }
 
@@ -111,8 +183,17 @@ impl AddressSpace {
         self.dead.load(Ordering::Acquire)
     }
 
-    /// The kernel mappings the task's reservation is cut into now (with guest protection;
-    /// 1 or 2 without), and its budget.
+    /// Whether the task's pages can be shared (its memory is a file).
+    pub(crate) fn shareable(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// When copies into this space share pages.
+    pub(crate) fn copy_policy(&self) -> CopyPolicy {
+        self.options.copy
+    }
+
+    /// The kernel mappings the task's reservation is cut into now, and its budget.
     pub(crate) fn map_usage(&self) -> (u32, u32) {
         (self.lock().runs, self.options.map_budget)
     }
@@ -127,8 +208,17 @@ impl AddressSpace {
     fn terminate_locked(&self, state: &mut MapState) {
         self.dead.store(true, Ordering::Release);
         state.map.clear();
-        // A failure keeps the memory until the mapping is unmapped with the space.
-        let _ = self.discard(PageRange::ALL);
+        for (file, first, end) in state.views.clear() {
+            file.drop_refs(first, end);
+        }
+        match &self.file {
+            // Its own pages die; the snapshots others took of them stay.
+            Some(file) => file.punch_unreferenced(),
+            // A failure keeps the memory until the mapping is unmapped with the space.
+            None => {
+                let _ = self.mapping.discard(0, self.byte_size());
+            }
+        }
     }
 
     /// The host protection a committed page gets: what its guest may do if it is
@@ -156,6 +246,7 @@ impl AddressSpace {
     fn runs_delta(
         &self,
         map: &VmMap,
+        views: &Views,
         saved: &[u8],
         touched: PageRange,
         old_pages: u32,
@@ -167,12 +258,12 @@ impl AddressSpace {
             } else {
                 map.kind(p)
             };
-            self.level(kind, p, old_pages)
+            (self.level(kind, p, old_pages), views.id(p))
         };
-        let after = |p: u32| self.level(map.kind(p), p, new_pages);
+        let after = |p: u32| (self.level(map.kind(p), p, new_pages), views.id(p));
         // Page MAX_PAGES stands for the guard after the 4 GiB, always PROT_NONE.
         let window = touched.first().saturating_sub(1)..(touched.end() + 1).min(MAX_PAGES + 1);
-        let boundaries = |level: &dyn Fn(u32) -> GuestAccess| {
+        let boundaries = |level: &dyn Fn(u32) -> (GuestAccess, u32)| {
             let mut previous = None;
             let mut count = 0i64;
             for p in window.clone() {
@@ -253,7 +344,8 @@ impl AddressSpace {
         let result = op(&mut state.map);
         let runs = if protect {
             let runs_after = |map: &VmMap| {
-                let delta = self.runs_delta(map, &saved, touched, old_pages, new_pages);
+                let delta =
+                    self.runs_delta(map, &state.views, &saved, touched, old_pages, new_pages);
                 ((i64::from(state.runs) + delta) as u32, delta)
             };
             let (mut runs, mut delta) = runs_after(&state.map);
@@ -282,7 +374,7 @@ impl AddressSpace {
         if !protect {
             return Ok(result);
         }
-        match self.sync(&state.map, &saved, touched, old_pages) {
+        match self.sync(&state.map, &state.views, &saved, touched, old_pages) {
             Ok(()) => {
                 state.runs = runs;
                 Ok(result)
@@ -290,10 +382,16 @@ impl AddressSpace {
             Err(SyncError::Undoable) => {
                 tracing::warn!("mprotect failed; the call is undone");
                 state.map.restore(touched, &saved);
-                if self.resync(&state.map, touched).is_ok() {
+                if self.resync(&state.map, &state.views, touched).is_ok() {
                     state.runs = (i64::from(state.runs)
-                        + self.runs_delta(&state.map, &saved, touched, old_pages, self.pages()))
-                        as u32;
+                        + self.runs_delta(
+                            &state.map,
+                            &state.views,
+                            &saved,
+                            touched,
+                            old_pages,
+                            self.pages(),
+                        )) as u32;
                     return Err(KernReturn::ResourceShortage);
                 }
                 tracing::error!("the mapping cannot be put back in step; the task is terminated");
@@ -318,6 +416,7 @@ impl AddressSpace {
     fn sync(
         &self,
         map: &VmMap,
+        views: &Views,
         saved: &[u8],
         touched: PageRange,
         old_pages: u32,
@@ -340,7 +439,7 @@ impl AddressSpace {
                 .then_some(())
         };
         for_runs(touched.first(), end, |p| to_guard(p, false))
-            .try_for_each(|(run, ())| self.guard(run, true))
+            .try_for_each(|(run, ())| self.guard(views, run, true))
             .map_err(|_| SyncError::Undoable)?;
         for_runs(touched.first(), end, |p| {
             let want = self.level(map.kind(p), p, committed);
@@ -351,16 +450,16 @@ impl AddressSpace {
         for_runs(touched.first(), end, |p| {
             (was_guarded(p) && !self.guarded(map.kind(p))).then_some(())
         })
-        .try_for_each(|(run, ())| self.guard(run, false))
+        .try_for_each(|(run, ())| self.guard(views, run, false))
         .map_err(|_| SyncError::Undoable)?;
         for_runs(touched.first(), end, |p| to_guard(p, true))
-            .try_for_each(|(run, ())| self.guard(run, true))
+            .try_for_each(|(run, ())| self.guard(views, run, true))
             .map_err(|_| SyncError::Fatal)
     }
 
     /// Sets the mapping over the committed part of `touched` to what `map` holds, whatever
     /// it was: the undo of a failed [`AddressSpace::sync`].
-    fn resync(&self, map: &VmMap, touched: PageRange) -> io::Result<()> {
+    fn resync(&self, map: &VmMap, views: &Views, touched: PageRange) -> io::Result<()> {
         let committed = self.pages();
         let end = touched.end().min(committed);
         for_runs(touched.first(), end, |p| {
@@ -369,7 +468,7 @@ impl AddressSpace {
         .try_for_each(|(run, access)| self.protect(run, access))?;
         if self.guards {
             for_runs(touched.first(), end, |p| Some(self.guarded(map.kind(p))))
-                .try_for_each(|(run, install)| self.guard(run, install))?;
+                .try_for_each(|(run, install)| self.guard(views, run, install))?;
         }
         Ok(())
     }
@@ -379,9 +478,18 @@ impl AddressSpace {
             .protect(run.address(), run.address() + run.bytes(), access)
     }
 
-    fn guard(&self, run: PageRange, install: bool) -> io::Result<()> {
+    /// Installs or removes guard regions over `run`. A guard drops the contents of
+    /// anonymous memory, not of a file: with a task file, the task's own pages under a new
+    /// guard are punched out of it, so that they read as zero once it comes off.
+    fn guard(&self, views: &Views, run: PageRange, install: bool) -> io::Result<()> {
         self.mapping
-            .guard(run.address(), run.address() + run.bytes(), install)
+            .guard(run.address(), run.address() + run.bytes(), install)?;
+        if install && let Some(file) = &self.file {
+            for (own, _) in views.runs(run).into_iter().filter(|&(_, id)| id == 0) {
+                file.punch_own(own.first(), own.end())?;
+            }
+        }
+        Ok(())
     }
 
     /// The address of byte 0.
@@ -442,7 +550,14 @@ impl AddressSpace {
         state.map.allocate(range);
         let mut runs = state.runs;
         if self.options.guest_protection {
-            let delta = self.runs_delta(&state.map, &saved, range, old_pages, new_pages);
+            let delta = self.runs_delta(
+                &state.map,
+                &state.views,
+                &saved,
+                range,
+                old_pages,
+                new_pages,
+            );
             runs = (i64::from(runs) + delta) as u32;
             if delta > 0 && runs > self.options.map_budget {
                 state.map.restore(range, &saved);
@@ -471,32 +586,105 @@ impl AddressSpace {
     /// [`RELEASE_BATCH_PAGES`] of them wait (the map marks freed pages as unreleased until
     /// then; pages allocated again meanwhile leave the count: `vm_allocate` zero-fills what
     /// it hands out and `vm_read` overwrites it). They become holes: their protection stays
-    /// `PROT_NONE`, so the mapping does not change. The caller holds the map lock.
+    /// `PROT_NONE`. The caller holds the map lock.
     pub(crate) fn release_freed(&self, state: &mut MapState) {
         if state.map.unreleased_pages() >= RELEASE_BATCH_PAGES {
             for run in state.map.take_unreleased() {
                 // A failure keeps the memory of pages no one can reach (see `discard`).
-                let _ = self.discard(run);
+                let _ = self.discard(state, run);
             }
         }
     }
 
     /// Gives back the physical memory of the committed part of `range`; its bytes read as
-    /// zero afterwards. The caller holds the map lock. `MADV_DONTNEED` on our own mapping
-    /// cannot fail short of a kernel bug; if it did, the memory is kept: harmless for pages
-    /// no one may reach (freed, or of a terminated task), and [`AddressSpace::zero`] zeroes
-    /// pages it hands out by hand then.
-    pub(crate) fn discard(&self, range: PageRange) -> io::Result<()> {
+    /// zero afterwards. The caller holds the map lock (`state`).
+    ///
+    /// Anonymous memory: `MADV_DONTNEED`. A task file: its own pages are punched out of the
+    /// file; pages mapping a snapshot drop their reference (the last one punches the
+    /// snapshot) and become the task's own again, punched, or fresh anonymous memory while
+    /// others still hold a snapshot of the task's own file page. The calls cannot fail on
+    /// our own mapping short of a kernel bug or memory exhaustion; if one does, the memory
+    /// is kept: harmless for pages no one may reach (freed, or of a terminated task), and
+    /// [`AddressSpace::zero`] zeroes pages it hands out by hand then.
+    pub(crate) fn discard(&self, state: &mut MapState, range: PageRange) -> io::Result<()> {
         let range = range.below(self.pages());
-        self.mapping
-            .discard(range.address(), range.address() + range.bytes())
+        if range.is_empty() {
+            return Ok(());
+        }
+        let Some(file) = &self.file else {
+            return self
+                .mapping
+                .discard(range.address(), range.address() + range.bytes());
+        };
+        if state.views.all_own() {
+            return file.punch_own(range.first(), range.end());
+        }
+        let window = self.window(range);
+        let before = self.count_runs(state, window.clone(), None);
+        let mut result = Ok(());
+        for (run, id) in state.views.runs(range) {
+            let step = if id == 0 {
+                file.punch_own(run.first(), run.end())
+            } else {
+                self.unshare(state, file, run)
+            };
+            result = result.and(step);
+        }
+        let after = self.count_runs(state, window, None);
+        state.runs = (i64::from(state.runs) + after - before) as u32;
+        result
+    }
+
+    /// Takes the pages `run`, all backed by one private mapping, back from it (reading
+    /// zero): see [`AddressSpace::discard`].
+    fn unshare(
+        &self,
+        state: &mut MapState,
+        file: &Arc<TaskFile>,
+        run: PageRange,
+    ) -> io::Result<()> {
+        for (other, first, end) in state.views.file_refs(run) {
+            other.drop_refs(first, end);
+        }
+        let mut parts = Vec::new();
+        file.with_unreferenced(run.first(), run.end(), |first, end, free| {
+            parts.extend(PageRange::new(first, end).map(|part| (part, free)));
+        });
+        let committed = self.pages();
+        let mut result = Ok(());
+        for (part, own) in parts {
+            if own {
+                result = result.and(file.punch_own(part.first(), part.end()));
+                state.views.set_own(part);
+            } else {
+                state.views.set_private(part, None, 0);
+            }
+            for (level_run, access) in for_runs(part.first(), part.end(), |p| {
+                Some(self.host_level(&state.map, p, committed))
+            }) {
+                let (from, to) = (level_run.address(), level_run.address() + level_run.bytes());
+                let mapped = if own {
+                    self.mapping
+                        .map_file(from, to, access, file, level_run.address(), true)
+                } else {
+                    self.mapping.map_anonymous(from, to, access)
+                };
+                result = result.and(mapped);
+            }
+            // A new mapping has no guards: put back those of guard-region pages.
+            let guarded = |p: u32| (state.map.kind(p) == PageKind::Guarded).then_some(());
+            for (run, ()) in for_runs(part.first(), part.end(), guarded) {
+                result = result.and(self.guard(&state.views, run, true));
+            }
+        }
+        result
     }
 
     /// Makes the allocated, writable pages `range` read as zero: their memory is given
-    /// back, or, should that fail, overwritten. The caller holds the map lock.
-    pub(crate) fn zero(&self, range: PageRange) {
+    /// back, or, should that fail, overwritten. The caller holds the map lock (`state`).
+    pub(crate) fn zero(&self, state: &mut MapState, range: PageRange) {
         let range = range.below(self.pages());
-        if self.discard(range).is_err() {
+        if self.discard(state, range).is_err() {
             // SAFETY: the caller allocated `range` with `cur = DEFAULT` under the map lock it
             // holds, so it is committed and the mapping, in step with the table, maps it
             // read-write; no Rust reference points into task memory.
@@ -504,6 +692,236 @@ impl AddressSpace {
                 std::ptr::write_bytes(self.at(range.address() as u32), 0, range.bytes() as usize)
             };
         }
+    }
+
+    /// The host protection of `page` now: what the table gives it with guest protection,
+    /// read-write if committed without.
+    fn host_level(&self, map: &VmMap, page: u32, committed: u32) -> GuestAccess {
+        if self.options.guest_protection {
+            self.level(map.kind(page), page, committed)
+        } else if page < committed {
+            GuestAccess::ReadWrite
+        } else {
+            GuestAccess::None
+        }
+    }
+
+    /// The pages whose boundaries a change of `range` can move: one more on each side
+    /// (page [`MAX_PAGES`] stands for the guard after the 4 GiB).
+    fn window(&self, range: PageRange) -> std::ops::Range<u32> {
+        range.first().saturating_sub(1)..(range.end() + 1).min(MAX_PAGES + 1)
+    }
+
+    /// The boundaries between kernel mappings among the pages `window`, with the pages of
+    /// `renamed.0` given the new mapping identity `renamed.1` (none: as they are).
+    fn count_runs(
+        &self,
+        state: &MapState,
+        window: std::ops::Range<u32>,
+        renamed: Option<(PageRange, u32)>,
+    ) -> i64 {
+        let committed = self.pages();
+        let key = |p: u32| {
+            let id = match renamed {
+                Some((range, id)) if p >= range.first() && p < range.end() => id,
+                _ => state.views.id(p),
+            };
+            (self.host_level(&state.map, p, committed), id)
+        };
+        let mut previous = None;
+        let mut count = 0i64;
+        for p in window {
+            let k = key(p);
+            count += i64::from(previous.is_some_and(|q| q != k));
+            previous = Some(k);
+        }
+        count
+    }
+
+    /// Whether giving `range` a new private mapping keeps the task within its budget, and
+    /// the number of kernel mappings it then has.
+    fn runs_with_new_mapping(&self, state: &MapState, range: PageRange) -> Option<u32> {
+        let window = self.window(range);
+        let before = self.count_runs(state, window.clone(), None);
+        let after = self.count_runs(state, window, Some((range, state.views.next_id())));
+        let runs = (i64::from(state.runs) + after - before) as u32;
+        (after <= before || runs <= self.options.map_budget).then_some(runs)
+    }
+
+    /// Maps `range` (committed) privately to the file pages from `file_first` with the
+    /// protections the table gives, as one new private mapping; the caller counted it.
+    fn map_private(
+        &self,
+        state: &mut MapState,
+        range: PageRange,
+        file: &Arc<TaskFile>,
+        file_first: u32,
+    ) -> io::Result<()> {
+        let committed = self.pages();
+        let levels: Vec<_> = for_runs(range.first(), range.end(), |p| {
+            Some(self.host_level(&state.map, p, committed))
+        })
+        .collect();
+        for (run, access) in levels {
+            let offset = u64::from(file_first + (run.first() - range.first())) << PAGE_SHIFT;
+            self.mapping.map_file(
+                run.address(),
+                run.address() + run.bytes(),
+                access,
+                file,
+                offset,
+                false,
+            )?;
+        }
+        state
+            .views
+            .set_private(range, Some(file.clone()), file_first);
+        Ok(())
+    }
+
+    /// The first half of a virtual copy: freezes the allocated, readable pages `range`
+    /// (its own pages become private mappings of themselves: the file pages are a
+    /// snapshot from now on) and returns where their bytes are. `Ok(None)`: the pages
+    /// cannot be shared (anonymous memory, no task file, pages written since an earlier
+    /// copy froze them, or the mapping budget), and nothing changed: copy the bytes.
+    ///
+    /// If the mapping cannot follow (out of memory), the task is terminated as
+    /// [`AddressSpace::change`] does, and the call gets `MACH_SEND_INVALID_DEST`.
+    pub(crate) fn freeze(
+        &self,
+        state: &mut MapState,
+        range: PageRange,
+    ) -> KernResult<Option<Frozen>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let mut pieces: Vec<(Arc<TaskFile>, u32, u32)> = Vec::new();
+        let mut own = Vec::new();
+        for (run, _) in state.views.runs(range) {
+            let piece = match state.views.backing(run.first()) {
+                Backing::Own => {
+                    own.push(run);
+                    (file.clone(), run.first(), run.end())
+                }
+                Backing::Anonymous => return Ok(None),
+                Backing::Frozen { file, page } => {
+                    // SAFETY: only the addresses of the committed run are formed.
+                    let (start, end) = unsafe {
+                        (
+                            self.at(run.address() as u32),
+                            self.base().add((run.address() + run.bytes()) as usize),
+                        )
+                    };
+                    if any_written(start, end) != Some(false) {
+                        return Ok(None);
+                    }
+                    (file.clone(), page, page + run.len())
+                }
+            };
+            match pieces.last_mut() {
+                Some((f, _, end)) if Arc::ptr_eq(f, &piece.0) && *end == piece.1 => *end = piece.2,
+                _ => pieces.push(piece),
+            }
+        }
+        for run in own {
+            let Some(runs) = self.runs_with_new_mapping(state, run) else {
+                return Ok(None);
+            };
+            file.add_refs(run.first(), run.end());
+            if self.map_private(state, run, file, run.first()).is_err() {
+                file.drop_refs(run.first(), run.end());
+                return Err(self.fail(state));
+            }
+            state.runs = runs;
+        }
+        Ok(Some(Frozen(pieces)))
+    }
+
+    /// The second half of a virtual copy: maps the frozen pages at `first..` of this space
+    /// (allocated and writable), replacing their contents. `Ok(false)`: this space cannot
+    /// share (no task file, or the mapping budget), and nothing changed: copy the bytes.
+    pub(crate) fn map_frozen(
+        &self,
+        state: &mut MapState,
+        first: u32,
+        frozen: &Frozen,
+    ) -> KernResult<bool> {
+        let Some(own_file) = &self.file else {
+            return Ok(false);
+        };
+        let mut at = first;
+        let mut plan = Vec::new();
+        for (file, file_first, file_end) in &frozen.0 {
+            let Some(range) = PageRange::new(at, at + (file_end - file_first)) else {
+                return Ok(false);
+            };
+            plan.push((range, file, *file_first));
+            at = range.end();
+        }
+        for (range, file, file_first) in plan {
+            let Some(runs) = self.runs_with_new_mapping(state, range) else {
+                // Pages already shared are the copy's; the rest is copied by the caller.
+                return Ok(false);
+            };
+            file.add_refs(file_first, file_first + range.len());
+            let old = state.views.file_refs(range);
+            let own_runs: Vec<_> = state
+                .views
+                .runs(range)
+                .into_iter()
+                .filter(|&(_, id)| id == 0)
+                .map(|(run, _)| run)
+                .collect();
+            if self.map_private(state, range, file, file_first).is_err() {
+                file.drop_refs(file_first, file_first + range.len());
+                return Err(self.fail(state));
+            }
+            state.runs = runs;
+            for (file, first, end) in old {
+                file.drop_refs(first, end);
+            }
+            for run in own_runs {
+                // The task's own pages there are replaced: their memory goes back.
+                let _ = own_file.punch_own(run.first(), run.end());
+            }
+        }
+        Ok(true)
+    }
+
+    /// What backs `page` (see `Task::debug_backing`).
+    pub(crate) fn backing_name(&self, page: u32) -> &'static str {
+        let state = self.lock();
+        match state.views.backing(page) {
+            Backing::Own => "own",
+            Backing::Anonymous => "anonymous",
+            Backing::Frozen { .. } => {
+                let run = PageRange::from_count(page, 1).unwrap_or(PageRange::ALL);
+                // SAFETY: only addresses inside the reservation are formed.
+                let (start, end) = unsafe {
+                    (
+                        self.at(run.address() as u32),
+                        self.at(run.address() as u32).add(VM_PAGE_SIZE as usize),
+                    )
+                };
+                match any_written(start, end) {
+                    Some(false) => "shared",
+                    _ => "written",
+                }
+            }
+        }
+    }
+
+    /// The memory the task file holds, in bytes (see `Task::debug_file_bytes`).
+    pub(crate) fn file_bytes(&self) -> Option<u64> {
+        self.file.as_ref().map(|file| file.allocated_bytes())
+    }
+
+    /// The mapping could not follow a virtual copy: the task is terminated (see
+    /// [`AddressSpace::change`]).
+    fn fail(&self, state: &mut MapState) -> KernReturn {
+        tracing::error!("the mapping cannot follow a virtual copy; the task is terminated");
+        self.terminate_locked(state);
+        KernReturn::SendInvalidDest
     }
 
     /// A raw pointer to byte `address`.
@@ -539,6 +957,16 @@ impl AddressSpace {
     pub(crate) unsafe fn read_u32(&self, address: u32) -> u32 {
         // SAFETY: the caller checked the four bytes (see the contract above).
         u32::from_le_bytes(unsafe { self.at(address).cast::<[u8; 4]>().read_unaligned() })
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // The snapshots this task's pages hold are released (a terminated task's already
+        // were).
+        for (file, first, end) in self.lock().views.clear() {
+            file.drop_refs(first, end);
+        }
     }
 }
 
@@ -592,7 +1020,8 @@ mod tests {
             .collect()
     }
 
-    /// The permissions `/proc/self/maps` shows for the mapping holding `address`.
+    /// The permissions `/proc/self/maps` shows for the mapping holding `address` (without
+    /// its private or shared flag).
     fn perms(address: *const u8) -> String {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let a = address as usize;
@@ -604,16 +1033,30 @@ mod tests {
                     usize::from_str_radix(lo, 16).ok()?,
                     usize::from_str_radix(hi, 16).ok()?,
                 );
-                (lo <= a && a < hi).then(|| rest[..4].to_owned())
+                (lo <= a && a < hi).then(|| rest[..3].to_owned())
             })
             .unwrap()
     }
 
     fn space(initial: u32, limit: u32, guest_protection: bool, map_budget: u32) -> AddressSpace {
+        space_with(initial, limit, guest_protection, map_budget, CopyMode::Auto)
+    }
+
+    fn space_with(
+        initial: u32,
+        limit: u32,
+        guest_protection: bool,
+        map_budget: u32,
+        mode: CopyMode,
+    ) -> AddressSpace {
         let options = SpaceOptions {
             quota_pages: None,
             guest_protection,
             map_budget,
+            copy: CopyPolicy {
+                mode,
+                threshold_pages: 0,
+            },
         };
         AddressSpace::new(1, initial, limit, options).unwrap()
     }
@@ -652,13 +1095,13 @@ mod tests {
         );
         assert_eq!(state.map.entry(1), before.entry(1), "the entry is put back");
         assert_eq!(state.map.allocated_pages(), 4);
-        assert_eq!(perms(page1), "rw-p", "the mapping is back in step");
+        assert_eq!(perms(page1), "rw-", "the mapping is back in step");
         assert_eq!(state.runs, 2, "the mapping count is unchanged");
         // Without the failure, the same change lands in both.
         assert_eq!(protect(&mut state, VmProt::READ), Ok(()));
-        assert_eq!(perms(page1), "r--p");
+        assert_eq!(perms(page1), "r--");
         assert_eq!(protect(&mut state, VmProt::DEFAULT), Ok(()));
-        assert_eq!(perms(page1), "rw-p");
+        assert_eq!(perms(page1), "rw-");
         assert!(!space.is_dead());
     }
 
@@ -710,7 +1153,7 @@ mod tests {
         // SAFETY: page 1 is committed; only its address is formed.
         assert_eq!(
             perms(unsafe { space.at(PAGE as u32) }),
-            "rw-p",
+            "rw-",
             "a guard, not PROT_NONE"
         );
         // A hole allocated again reads as zero (the guard dropped its contents).
@@ -755,8 +1198,13 @@ mod tests {
 
     #[test]
     fn freed_pages_are_handed_back_in_batches_and_reused_pages_are_not() {
-        for protection in [false, true] {
-            let space = space(128, 128, protection, 512);
+        for (protection, mode) in [
+            (false, CopyMode::Auto),
+            (true, CopyMode::Auto),
+            (true, CopyMode::Physical),
+        ] {
+            let space = space_with(128, 128, protection, 512, mode);
+            assert_eq!(space.shareable(), mode != CopyMode::Physical);
             // SAFETY: all 128 pages are committed and nothing else uses them.
             unsafe { std::ptr::write_bytes(space.base(), 1, 128 << PAGE_SHIFT) };
             assert!(resident(&space, 0, 128).iter().all(|&r| r));
@@ -809,7 +1257,7 @@ mod tests {
         assert_eq!(free(&mut state, 3), Ok(1));
         assert_eq!(
             perms(page3),
-            "---p",
+            "---",
             "a freed page keeps its memory, unreachable"
         );
         assert!(resident(&space, 3, 4)[0]);
@@ -826,7 +1274,7 @@ mod tests {
         space.release_freed(&mut state);
         assert_eq!(state.runs, 8);
         assert_eq!(kernel_mappings(&space), 8);
-        assert_eq!(perms(page3), "---p");
+        assert_eq!(perms(page3), "---");
         let after = resident(&space, 3, 71);
         assert_eq!(
             after[..4],
@@ -842,7 +1290,7 @@ mod tests {
         // SAFETY: page 100 is committed; only its address is formed.
         assert_eq!(
             perms(unsafe { space.at(100 * PAGE as u32) }),
-            "rw-p",
+            "rw-",
             "a guard"
         );
         assert!(!resident(&space, 100, 101)[0]);
@@ -890,7 +1338,7 @@ mod tests {
             "inside the 4 GiB: all but the guard"
         );
         // SAFETY: page 1000 is committed; only its address is formed.
-        assert_eq!(perms(unsafe { space.at(1000 * PAGE as u32) }), "---p");
+        assert_eq!(perms(unsafe { space.at(1000 * PAGE as u32) }), "---");
         // Guarding the hole would take 8 MiB of page tables (8 bytes per 4 KiB); other
         // tests of this process may add a little meanwhile.
         let grown = page_tables_kib().saturating_sub(before);

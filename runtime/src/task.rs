@@ -655,4 +655,19 @@ impl Task {
             bytes,
         })
     }
+
+    /// For tests: what backs the page holding `address`: `"own"` (the task's own memory),
+    /// `"shared"` (a snapshot shared copy-on-write by a virtual copy, unwritten since;
+    /// `"written"` once the task wrote some of it) or `"anonymous"`.
+    pub fn debug_backing(&self, address: u32) -> &'static str {
+        self.shared
+            .space
+            .backing_name(address >> crate::kern::PAGE_SHIFT)
+    }
+
+    /// For tests: the bytes of memory the task's memory file holds (its own pages, and
+    /// the snapshots of them others still share), or `None` for anonymous task memory.
+    pub fn debug_file_bytes(&self) -> Option<u64> {
+        self.shared.space.file_bytes()
+    }
 }

@@ -11,7 +11,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         "codes, constants and names",
         &["kern", "names", "lock", "trace"],
     ),
-    ("the page table and the raw mapping", &["vm_map", "mapping"]),
+    (
+        "the page table, the raw mapping and what backs it",
+        &["vm_map", "mapping", "backing", "views"],
+    ),
     ("the address space", &["space"]),
     (
         "task state, port namespaces, the bootstrap registry",

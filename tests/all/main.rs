@@ -20,3 +20,4 @@ mod protection;
 mod readme;
 mod stress;
 mod threads;
+mod virtual_copy;

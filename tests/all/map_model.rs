@@ -36,7 +36,10 @@ use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed, TestCaseError, TestRunner};
 use wasmach::testing::{PageRange, VmMap};
-use wasmach::{KernResult, KernReturn, PortName, Region, Runtime, Task, TaskModule, TaskOptions};
+use wasmach::{
+    CopyMode, KernResult, KernReturn, PortName, Region, Runtime, RuntimeOptions, Task, TaskModule,
+    TaskOptions,
+};
 use wasmach::{MAX_PAGES, VmProt};
 
 use crate::common::*;
@@ -1498,10 +1501,18 @@ fn model_guest(memory: &str) -> String {
 
 /// The three task images: (declared maximum 24 pages), (maximum 16 with a quota of 8),
 /// (no maximum: 65536 pages, up to 4 GiB), and a module for the task that dies.
-fn images() -> &'static (Runtime, Vec<TaskModule>) {
-    static IMAGES: OnceLock<(Runtime, Vec<TaskModule>)> = OnceLock::new();
-    IMAGES.get_or_init(|| {
-        let rt = runtime();
+/// The runtime (copying bytes, or sharing pages copy-on-write for every copy between task
+/// memories, however small) and the model's modules compiled in it.
+fn images(copy: CopyMode) -> &'static (Runtime, Vec<TaskModule>) {
+    static PHYSICAL: OnceLock<(Runtime, Vec<TaskModule>)> = OnceLock::new();
+    static VIRTUAL: OnceLock<(Runtime, Vec<TaskModule>)> = OnceLock::new();
+    let cell = match copy {
+        CopyMode::Physical => &PHYSICAL,
+        _ => &VIRTUAL,
+    };
+    cell.get_or_init(|| {
+        let options = RuntimeOptions::default().copy(copy);
+        let rt = Runtime::with_options(options).expect("runtime");
         // The declared maxima are `LIMITS`.
         let modules = ["(memory 2 24)", "(memory 1 16)", "(memory 1)", "(memory 1)"]
             .iter()
@@ -1513,8 +1524,8 @@ fn images() -> &'static (Runtime, Vec<TaskModule>) {
 
 const QUOTA_PAGES: u64 = 8;
 
-fn setup() -> (World, Vec<TaskModel>) {
-    let (rt, modules) = images();
+fn setup(copy: CopyMode) -> (World, Vec<TaskModel>) {
+    let (rt, modules) = images(copy);
     let tasks = vec![
         rt.spawn(&modules[0]).expect("spawn"),
         rt.spawn_with(
@@ -1672,17 +1683,20 @@ fn prelude() -> Vec<(Door, Op)> {
 
 impl Steps {
     /// Runs the fixed prelude and then these steps through the runtime and through the
-    /// model, comparing outcomes, maps and page bytes after every step (the fuzz target
-    /// runs this on every input). Returns how many calls it made (skipped steps left out).
+    /// model, comparing outcomes, maps and page bytes after every step, once with every
+    /// copy between task memories virtual (pages shared copy-on-write, however few) and
+    /// once physical (the fuzz target runs this on every input). Returns how many calls it
+    /// made (skipped steps left out).
     pub(crate) fn run(&self) -> Result<usize, TestCaseError> {
-        run_sequence(&self.0)
+        let shared = run_sequence(&self.0, CopyMode::Virtual)?;
+        Ok(shared + run_sequence(&self.0, CopyMode::Physical)?)
     }
 }
 
 /// Runs the fixed prelude and then `steps` through the runtime and through the model,
 /// comparing outcomes, maps and page bytes after every step. Returns the calls made.
-fn run_sequence(steps: &[(Door, OpSpec)]) -> Result<usize, TestCaseError> {
-    let (world, mut models) = setup();
+fn run_sequence(steps: &[(Door, OpSpec)], copy: CopyMode) -> Result<usize, TestCaseError> {
+    let (world, mut models) = setup(copy);
     let mut done = Vec::new();
     let prelude = prelude().into_iter().map(|(d, op)| (d, Ok(op)));
     let random = steps.iter().map(|(d, spec)| (*d, Err(spec)));
@@ -1697,7 +1711,7 @@ fn run_sequence(steps: &[(Door, OpSpec)]) -> Result<usize, TestCaseError> {
         }
         let want = model_step(&mut models, door, &op);
         let got = world.step(door, &op);
-        let what = || format!("step {i}: {door:?} {op:?} (earlier: {done:?})");
+        let what = || format!("{copy:?} copies, step {i}: {door:?} {op:?} (earlier: {done:?})");
         prop_assert_eq!(&got, &want, "outcome of {}", what());
         compare_maps(&world, &models, &what)?;
         compare_pages(&world, &models, &touched(door, &op, &want), &what)?;
