@@ -234,6 +234,12 @@ impl Runtime {
 
     /// A runtime with `options`.
     pub fn with_options(options: RuntimeOptions) -> Result<Runtime> {
+        if options.copy != CopyMode::Physical && !crate::backing::files_supported() {
+            tracing::warn!(
+                "virtual copies are unavailable here (they need memfd_create and Linux 6.7's \
+                 PAGEMAP_SCAN): every copy between tasks is physical"
+            );
+        }
         let mut config = Config::new();
         config
             .with_host_memory(Arc::new(SpaceCreator))

@@ -49,6 +49,32 @@ fn wasmach_run_runs_the_rust_demo() {
 }
 
 #[test]
+fn the_demo_prints_the_same_with_physical_virtual_and_automatic_copies() {
+    let run = |mode: &str| {
+        let out = wasmach(&[
+            "run",
+            "--copy",
+            mode,
+            "guests/wat/mailbox.wat",
+            PRODUCER,
+            CONSUMER,
+            SNAPSHOTTER,
+            GUARD,
+            COMPONENT,
+        ]);
+        assert!(out.status.success(), "--copy {mode}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let physical = run("physical");
+    assert_eq!(physical.lines().count(), 6, "{physical}");
+    assert_eq!(run("virtual"), physical);
+    assert_eq!(run("auto"), physical);
+    let out = wasmach(&["run", "--copy", "lazy", "guests/wat/mailbox.wat"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("possible values: physical, virtual, auto"), "{}", stderr(&out));
+}
+
+#[test]
 fn wasmach_inspect_describes_rust_guests_and_the_component() {
     let out = wasmach(&["inspect", PRODUCER]);
     assert!(out.status.success(), "{}", stderr(&out));

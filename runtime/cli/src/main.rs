@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use wasmach::{Runtime, RuntimeOptions, Task, TaskOptions};
+use wasmach::{CopyMode, Runtime, RuntimeOptions, Task, TaskOptions};
 use wasmtime::{Trap, Val};
 
 use cli_args::{parse_duration, parse_size};
@@ -82,6 +82,13 @@ struct RunArgs {
     /// table forbids traps ("memory fault at wasm address ...").
     #[arg(long)]
     no_guest_protection: bool,
+    /// How vm_read, vm_copy, vm_read_overwrite and vm_write move bytes between task
+    /// memories: `physical` copies them; `virtual` shares the pages copy-on-write for every
+    /// copy, however small (to compare a program's results both ways); `auto` shares those of
+    /// a vm_read or vm_copy of 16 pages or more. Results are the same; time and memory
+    /// differ. Where the kernel cannot share (before Linux 6.7), every copy is physical.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    copy: CopyArg,
     /// After the run, print each task's regions (start-end, size, current/max protection), as
     /// macOS `vmmap` does.
     #[arg(long)]
@@ -90,6 +97,24 @@ struct RunArgs {
     /// binary (told apart by content). NAME defaults to the file stem.
     #[arg(value_name = "MODULE", required = true)]
     modules: Vec<String>,
+}
+
+/// `--copy`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CopyArg {
+    Physical,
+    Virtual,
+    Auto,
+}
+
+impl From<CopyArg> for CopyMode {
+    fn from(arg: CopyArg) -> CopyMode {
+        match arg {
+            CopyArg::Physical => CopyMode::Physical,
+            CopyArg::Virtual => CopyMode::Virtual,
+            CopyArg::Auto => CopyMode::Auto,
+        }
+    }
 }
 
 /// A `MODULE` argument.
@@ -153,6 +178,7 @@ const TICK: Duration = Duration::from_millis(10);
 fn run(args: &RunArgs) -> ExitCode {
     let options = RuntimeOptions::default()
         .guest_protection(!args.no_guest_protection)
+        .copy(args.copy.into())
         .consume_fuel(args.fuel.is_some())
         .epoch_interruption(args.timeout.is_some());
     let runtime = match Runtime::with_options(options) {
