@@ -138,8 +138,44 @@ fn json_has_the_machine_and_every_case_at_every_size_with_the_calls_asked() {
         }
         assert_eq!(rows[0]["x_memcpy"], 1.0);
         assert_eq!(rows[0]["copy_mode"], serde_json::Value::Null);
-        assert_eq!(rows[4]["copy_mode"], "eager");
+        assert_eq!(rows[4]["copy_mode"], "auto", "the runtime's default");
     }
+}
+
+#[test]
+fn copy_modes_measure_every_wasmach_case_in_each_mode_and_the_baselines_once() {
+    let out = wasmach(&[
+        "bench",
+        "--pages",
+        "1",
+        "--time",
+        "10ms",
+        "--copy",
+        "physical,virtual",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        json["run"]["copy_modes"],
+        serde_json::json!(["physical", "virtual"])
+    );
+    let results = json["results"].as_array().expect("results");
+    let count = |case: &str, mode: serde_json::Value| {
+        results
+            .iter()
+            .filter(|r| r["case"] == case && r["copy_mode"] == mode)
+            .count()
+    };
+    for case in CASES {
+        if case.starts_with("baseline/") {
+            assert_eq!(count(case, serde_json::Value::Null), 1, "{case}");
+        } else {
+            assert_eq!(count(case, "physical".into()), 1, "{case}");
+            assert_eq!(count(case, "virtual".into()), 1, "{case}");
+        }
+    }
+    assert_eq!(results.len(), 4 + 2 * 11);
 }
 
 #[test]
@@ -206,6 +242,7 @@ fn bad_sizes_counts_and_durations_are_usage_errors_naming_the_problem() {
         (&["--time", "soon"], "`soon` is not a duration"),
         (&["--time", "3h"], "unknown duration unit `h`"),
         (&["--time", "0s"], "not a positive duration"),
+        (&["--copy", "lazy"], "invalid value 'lazy' for '--copy"),
     ] {
         let mut command = vec!["bench"];
         command.extend_from_slice(args);

@@ -2,7 +2,7 @@
 //!
 //! The cases and their names are `benches/transfer.rs`'s, so that the command's figures and
 //! criterion's can be set side by side. A case that runs on wasmach's tasks is measured once
-//! per [`CopyMode`]; the baselines once per size.
+//! per copy mode asked (`--copy`); the baselines once per size.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -21,33 +21,38 @@ const PAGE: u32 = wasmach::VM_PAGE_SIZE;
 /// The guest loops (a copy of the loops of `benches/guest.wat` that the cases use).
 const GUEST: &str = include_str!("guest.wat");
 
-/// How the runtime's transfers copy: the dimension along which the wasmach cases are
-/// measured more than once. The runtime has one mode today; a mode that the library adds
-/// (through a `RuntimeOptions` field) becomes a variant here, with its options in
-/// [`CopyMode::runtime_options`], and every wasmach case is then measured in each mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// How the runtime's calls move bytes between task memories (`RuntimeOptions::copy`): the
+/// dimension along which every wasmach case is measured once per mode asked (`--copy`).
+/// The baselines do not depend on it and are measured once per size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CopyMode {
-    /// Every call copies the bytes at once (the runtime's default, and only, mode).
-    Eager,
+    /// Every call copies the bytes.
+    Physical,
+    /// Every copy between task memories shares the pages copy-on-write, however small.
+    Virtual,
+    /// `vm_read` and `vm_copy` of 16 pages or more share pages, the rest copies (the
+    /// runtime's default).
+    Auto,
 }
 
 impl CopyMode {
-    /// Every mode, in the order measured.
-    pub const ALL: &[CopyMode] = &[CopyMode::Eager];
-
-    /// The mode's name in the output.
+    /// The mode's name in the output (`--copy`'s value).
     pub fn name(self) -> &'static str {
         match self {
-            CopyMode::Eager => "eager",
+            CopyMode::Physical => "physical",
+            CopyMode::Virtual => "virtual",
+            CopyMode::Auto => "auto",
         }
     }
 
     /// The runtime options of the mode.
     fn runtime_options(self) -> RuntimeOptions {
-        match self {
-            CopyMode::Eager => RuntimeOptions::default(),
-        }
+        RuntimeOptions::default().copy(match self {
+            CopyMode::Physical => wasmach::CopyMode::Physical,
+            CopyMode::Virtual => wasmach::CopyMode::Virtual,
+            CopyMode::Auto => wasmach::CopyMode::Auto,
+        })
     }
 }
 
@@ -165,39 +170,40 @@ pub struct Job {
     pub case: Case,
     /// The copy mode of a wasmach case; `None` for a baseline.
     pub mode: Option<CopyMode>,
+    /// Whether the run measures several copy modes (the label then names the mode).
+    several_modes: bool,
 }
 
 impl Job {
-    /// The case's name with its copy mode when there are several.
+    /// The case's name, with its copy mode when the run measures several
+    /// (`guest/vm_write [virtual]`).
     pub fn label(&self) -> String {
         match self.mode {
-            Some(mode) if CopyMode::ALL.len() > 1 => {
-                format!("{} [{}]", self.case.name(), mode.name())
-            }
+            Some(mode) if self.several_modes => format!("{} [{}]", self.case.name(), mode.name()),
             _ => self.case.name().to_owned(),
         }
     }
 }
 
-/// Every job of a run, size by size, in the order measured.
-pub fn jobs(sizes: &[Size]) -> Vec<Job> {
+/// Every job of a run, size by size, in the order measured: the baselines, then each
+/// wasmach case in each of `modes` (at least one).
+pub fn jobs(sizes: &[Size], modes: &[CopyMode]) -> Vec<Job> {
+    let several_modes = modes.len() > 1;
     let mut jobs = Vec::new();
     for &size in sizes {
         for case in Case::ALL {
-            if case.door() == Door::Baseline {
+            let modes = if case.door() == Door::Baseline {
+                vec![None]
+            } else {
+                modes.iter().copied().map(Some).collect()
+            };
+            for mode in modes {
                 jobs.push(Job {
                     size,
                     case,
-                    mode: None,
+                    mode,
+                    several_modes,
                 });
-            } else {
-                for &mode in CopyMode::ALL {
-                    jobs.push(Job {
-                        size,
-                        case,
-                        mode: Some(mode),
-                    });
-                }
             }
         }
     }
@@ -244,21 +250,34 @@ pub struct Measurement {
     pub outcome: Outcome,
 }
 
-/// Runs every job (in order) and returns their measurements. Only a runtime that cannot
-/// start is an error; a case that fails is recorded as failed and the run goes on.
-pub fn run(plan: &Plan, jobs: &[Job], progress: &ProgressBar) -> anyhow::Result<Vec<Measurement>> {
-    let mut runtimes = Vec::new();
-    for &mode in CopyMode::ALL {
-        let runtime = Runtime::with_options(mode.runtime_options()).map_err(|e| {
-            anyhow::anyhow!("cannot start the runtime ({} copies): {e:#}", mode.name())
-        })?;
-        runtimes.push((mode, runtime));
-    }
+/// One runtime per copy mode of the plan. Only a runtime that cannot start is an error
+/// of the run.
+pub fn runtimes(plan: &Plan) -> anyhow::Result<Vec<(CopyMode, Runtime)>> {
+    plan.copies
+        .iter()
+        .map(|&mode| {
+            Runtime::with_options(mode.runtime_options())
+                .map(|runtime| (mode, runtime))
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot start the runtime ({} copies): {e:#}", mode.name())
+                })
+        })
+        .collect()
+}
+
+/// Runs every job (in order) on `runtimes` and returns their measurements. A case that
+/// fails is recorded as failed and the run goes on.
+pub fn run(
+    plan: &Plan,
+    runtimes: &[(CopyMode, Runtime)],
+    jobs: &[Job],
+    progress: &ProgressBar,
+) -> Vec<Measurement> {
     let mut measurements = Vec::with_capacity(jobs.len());
     for &size in &plan.sizes {
         let label = report::size_label(size.pages);
         progress.set_message(format!("{label}: filling the buffers"));
-        let mut fixtures = Fixtures::new(size, &runtimes);
+        let mut fixtures = Fixtures::new(size, runtimes);
         for job in jobs.iter().filter(|j| j.size.pages == size.pages) {
             progress.set_message(format!("{label}: {}", job.label()));
             let outcome = fixtures.run(job, plan.time, progress);
@@ -266,7 +285,7 @@ pub fn run(plan: &Plan, jobs: &[Job], progress: &ProgressBar) -> anyhow::Result<
             progress.inc(1);
         }
     }
-    Ok(measurements)
+    measurements
 }
 
 /// What one size's cases run on: the host buffers, and the task pairs (made when first
@@ -317,7 +336,11 @@ impl<'r> Fixtures<'r> {
         let size = self.size.bytes() as u32;
         // Guest arguments: addresses and sizes as the i32s the guest reads as u32s.
         let (p1, s, second) = (PAGE as i32, size as i32, PAGE.wrapping_add(size) as i32);
-        let mode = job.mode.unwrap_or(CopyMode::ALL[0]);
+        // A baseline that runs on tasks (the guest's memory.copy) takes the first mode's.
+        let mode = job
+            .mode
+            .or_else(|| self.runtimes.first().map(|(mode, _)| *mode))
+            .unwrap_or(CopyMode::Auto);
         let on_tasks = job.case.door() != Door::Baseline || job.case == Case::GuestMemoryCopy;
         if on_tasks {
             let label = report::size_label(self.size.pages);

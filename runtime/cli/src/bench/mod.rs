@@ -30,7 +30,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wasmach::{MAX_PAGES, VM_PAGE_SIZE};
 
 use crate::cli_args::parse_duration;
-use cases::Outcome;
+use cases::{CopyMode, Outcome};
 
 /// The sizes measured when `--pages` is not given.
 const DEFAULT_PAGES: &str = "1,16,256,4096";
@@ -76,6 +76,18 @@ pub struct BenchArgs {
     /// `throughput.csv` (the same figures) into DIR, created if missing.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// How the runtime's calls move bytes between tasks, comma-separated to measure every
+    /// wasmach case in each mode (e.g. `physical,virtual`): `physical` copies, `virtual`
+    /// shares pages copy-on-write for every copy, `auto` (the runtime's default) shares those
+    /// of a vm_read or vm_copy of 16 pages or more. The baselines are measured once.
+    #[arg(
+        long,
+        value_name = "MODES",
+        value_delimiter = ',',
+        value_enum,
+        default_value = "auto"
+    )]
+    copy: Vec<CopyMode>,
     /// Print the machine and the figures as JSON on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -103,6 +115,8 @@ pub struct Plan {
     pub sizes: Vec<Size>,
     /// Measuring time per case.
     pub time: Duration,
+    /// The copy modes, each once, in the order given.
+    pub copies: Vec<CopyMode>,
     out: Option<PathBuf>,
     json: bool,
 }
@@ -143,9 +157,19 @@ pub fn plan(args: &BenchArgs) -> Result<Plan, String> {
         }
     }
     sizes.sort_by_key(|s| s.pages);
+    let mut copies: Vec<CopyMode> = Vec::new();
+    for &mode in &args.copy {
+        if !copies.contains(&mode) {
+            copies.push(mode);
+        }
+    }
+    if copies.is_empty() {
+        copies.push(CopyMode::Auto);
+    }
     Ok(Plan {
         sizes,
         time: args.time,
+        copies,
         out: args.out.clone(),
         json: args.json,
     })
@@ -220,12 +244,15 @@ fn run_inner(plan: &Plan) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create the output directory {}", dir.display()))?;
     }
     let machine = machine::Machine::describe();
-    let jobs = cases::jobs(&plan.sizes);
+    let runtimes = cases::runtimes(plan)?;
+    let virtual_copies = runtimes.iter().any(|(_, r)| r.virtual_copies());
+    let jobs = cases::jobs(&plan.sizes, &plan.copies);
     let progress = progress_bar(jobs.len() as u64);
-    let measurements = cases::run(plan, &jobs, &progress)?;
+    let measurements = cases::run(plan, &runtimes, &jobs, &progress);
     progress.finish_and_clear();
+    drop(runtimes);
 
-    let report = report::Report::new(machine, plan, measurements);
+    let report = report::Report::new(machine, plan, virtual_copies, measurements);
     if plan.json {
         println!("{}", report.json()?);
     } else {

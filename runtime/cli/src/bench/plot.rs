@@ -1,5 +1,6 @@
 //! The SVG plot of `--out`: throughput against transfer size, one line per case (the
-//! baselines dashed, memcpy in black), the legend on the right and the machine below.
+//! baselines dashed, memcpy in black; with several copy modes, the second mode's lines
+//! dotted and the third's thin), the legend on the right and the machine below.
 //! Drawn with plotters' SVG backend; the text is left to the viewer's sans-serif font.
 
 use std::path::Path;
@@ -9,8 +10,12 @@ use plotters::prelude::*;
 use super::cases::{Case, Door};
 use super::report::{Report, human_bytes};
 
-/// The picture's size in pixels.
-const SIZE: (u32, u32) = (1100, 640);
+/// The picture's width in pixels.
+const WIDTH: u32 = 1100;
+/// The picture's height in pixels, unless the legend needs more.
+const HEIGHT: u32 = 640;
+/// The height of a line of the legend.
+const LEGEND_LINE: u32 = 22;
 /// The width of the legend on the right.
 const LEGEND_WIDTH: u32 = 270;
 /// The height of the footer (machine, date).
@@ -35,10 +40,20 @@ fn color(case: Case) -> RGBColor {
     RGBColor((hex >> 16) as u8, (hex >> 8) as u8, hex as u8)
 }
 
+/// How a line is drawn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stroke {
+    Solid,
+    /// Long dashes: a baseline.
+    Dashed,
+    /// Dots: a wasmach case in the second copy mode.
+    Dotted,
+}
+
 /// One line of the plot.
 struct Series {
     label: String,
-    dashed: bool,
+    stroke: Stroke,
     /// Triangles (the host API) rather than circles.
     triangles: bool,
     color: RGBColor,
@@ -56,12 +71,24 @@ pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
             Some(index) => index,
             None => {
                 let case = m.job.case;
+                let mode = m
+                    .job
+                    .mode
+                    .and_then(|mode| report.run.copy_modes.iter().position(|&m| m == mode));
                 series.push(Series {
                     label,
-                    dashed: case.door() == Door::Baseline,
+                    stroke: match mode {
+                        None => Stroke::Dashed,
+                        Some(1) => Stroke::Dotted,
+                        Some(_) => Stroke::Solid,
+                    },
                     triangles: case.door() == Door::Host,
                     color: color(case),
-                    width: if case == Case::Memcpy { 3 } else { 2 },
+                    width: match (case, mode) {
+                        (Case::Memcpy, _) => 3,
+                        (_, Some(2)) => 1,
+                        _ => 2,
+                    },
                     points: Vec::new(),
                 });
                 series.len() - 1
@@ -89,10 +116,11 @@ pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
         .fold(1.0f64, f64::max)
         * 1.1;
 
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    let height = HEIGHT.max(60 + LEGEND_LINE * series.len() as u32 + FOOTER_HEIGHT);
+    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (main, footer) = root.split_vertically(SIZE.1 - FOOTER_HEIGHT);
-    let (plot, legend) = main.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let (main, footer) = root.split_vertically(height - FOOTER_HEIGHT);
+    let (plot, legend) = main.split_horizontally(WIDTH - LEGEND_WIDTH);
 
     let mut chart = ChartBuilder::on(&plot)
         .caption(
@@ -122,11 +150,12 @@ pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
         .draw()?;
     for s in &series {
         let style = s.color.stroke_width(s.width);
-        if s.dashed {
-            chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 7, 4, style))?;
-        } else {
-            chart.draw_series(LineSeries::new(s.points.iter().copied(), style))?;
-        }
+        let points = s.points.iter().copied();
+        match s.stroke {
+            Stroke::Solid => chart.draw_series(LineSeries::new(points, style))?,
+            Stroke::Dashed => chart.draw_series(DashedLineSeries::new(points, 7, 4, style))?,
+            Stroke::Dotted => chart.draw_series(DashedLineSeries::new(points, 2, 3, style))?,
+        };
         if s.triangles {
             chart.draw_series(
                 s.points
@@ -150,14 +179,18 @@ pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
         font.clone(),
     ))?;
     for (i, s) in series.iter().enumerate() {
-        let y = 50 + 22 * i as i32;
+        let y = 50 + (LEGEND_LINE * i as u32) as i32;
         let style = s.color.stroke_width(s.width);
-        if s.dashed {
-            for x in [10, 22, 34] {
-                legend.draw(&PathElement::new(vec![(x, y), (x + 8, y)], style))?;
-            }
-        } else {
-            legend.draw(&PathElement::new(vec![(10, y), (42, y)], style))?;
+        let (dash, gap) = match s.stroke {
+            Stroke::Solid => (32, 0),
+            Stroke::Dashed => (8, 4),
+            Stroke::Dotted => (2, 3),
+        };
+        let mut x = 10;
+        while x < 42 {
+            let end = (x + dash).min(42);
+            legend.draw(&PathElement::new(vec![(x, y), (end, y)], style))?;
+            x = end + gap;
         }
         if s.triangles {
             legend.draw(&TriangleMarker::new((26, y), 5, s.color.filled()))?;

@@ -21,8 +21,11 @@ pub struct RunInfo {
     pub time_per_case_ms: f64,
     /// The samples a case takes at least.
     pub min_samples: usize,
-    /// The copy modes measured.
+    /// The copy modes measured (`--copy`).
     pub copy_modes: Vec<CopyMode>,
+    /// Whether a mode measured could share pages: false when only `physical` was asked, or
+    /// when the kernel lacks what virtual copies need (then every copy was physical).
+    pub virtual_copies: bool,
 }
 
 /// Everything a run measured, with the machine and the run's settings.
@@ -80,7 +83,12 @@ median_ns,p25_ns,p75_ns,min_ns,max_ns,spread_pct,gib_per_s,x_memcpy,message";
 
 impl Report {
     /// The report of a run.
-    pub fn new(machine: Machine, plan: &Plan, measurements: Vec<Measurement>) -> Report {
+    pub fn new(
+        machine: Machine,
+        plan: &Plan,
+        virtual_copies: bool,
+        measurements: Vec<Measurement>,
+    ) -> Report {
         Report {
             machine,
             run: RunInfo {
@@ -93,7 +101,8 @@ impl Report {
                 },
                 time_per_case_ms: plan.time.as_secs_f64() * 1e3,
                 min_samples: MIN_SAMPLES,
-                copy_modes: CopyMode::ALL.to_vec(),
+                copy_modes: plan.copies.clone(),
+                virtual_copies,
             },
             measurements,
         }
@@ -159,15 +168,22 @@ impl Report {
         } else {
             "release build"
         };
+        let modes: Vec<&str> = self.run.copy_modes.iter().map(|m| m.name()).collect();
+        let sharing = match (self.run.virtual_copies, &self.run.copy_modes[..]) {
+            (_, [CopyMode::Physical]) => "",
+            (true, _) => " (virtual copies available)",
+            (false, _) => " (virtual copies unavailable here: every copy physical)",
+        };
         out.push_str(&format!(
-            "- run: {}, wasmach {} ({build}), {} per case; time per call is the median of \
-             the samples (at least {}), ± half their interquartile range\n\n",
+            "- run: {}, wasmach {} ({build}), copies: {}{sharing}, {} per case; time per call \
+             is the median of the samples (at least {}), ± half their interquartile range\n\n",
             self.run.date.replace('T', " ").replace('Z', " UTC"),
             self.run.version,
+            modes.join(", "),
             human_time(self.run.time_per_case_ms / 1e3),
             self.run.min_samples
         ));
-        let several_modes = CopyMode::ALL.len() > 1;
+        let several_modes = self.run.copy_modes.len() > 1;
         let mut header = vec!["size", "case"];
         if several_modes {
             header.push("copies");
