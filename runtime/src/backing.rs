@@ -112,6 +112,29 @@ impl TaskFile {
         }
     }
 
+    /// Whether exactly one private mapping refers to each page of `first..end` (the task's
+    /// own, frozen by an earlier copy: no snapshot elsewhere depends on them).
+    pub(crate) fn referenced_once(&self, first: u32, end: u32) -> bool {
+        let refs = self.refs.lock();
+        (first..end).all(|p| refs.get(p as usize) == Some(&1))
+    }
+
+    /// Writes `bytes` into the file from page `first` (pages only the writer's own private
+    /// mapping refers to: see [`TaskFile::referenced_once`]).
+    pub(crate) fn write_at(&self, first: u32, bytes: &[u8]) -> io::Result<()> {
+        let mut offset = u64::from(first) << PAGE_SHIFT;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = rustix::io::pwrite(&self.fd, rest, offset)?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero));
+            }
+            rest = &rest[n..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
     /// Punches every page of the file that no private mapping refers to (the task
     /// terminates: its own pages die, the snapshots others hold stay).
     pub(crate) fn punch_unreferenced(&self) {

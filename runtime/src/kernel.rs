@@ -212,32 +212,42 @@ enum From {
 /// holds what the source held when the call began.
 ///
 /// # Safety
-/// As for [`copy`]; `from` says which of `maps` is the source's.
+/// As for [`copy`]; `from` says which of `maps` is the source's, and `src_task` is the
+/// task whose memory `src` is.
 #[allow(clippy::too_many_arguments)]
 unsafe fn transfer(
+    cx: &Caller<'_>,
     maps: &mut Maps<'_>,
     from: From,
     call: CopyCall,
-    src: &AddressSpace,
+    src_task: &TaskShared,
     src_addr: u32,
     dst: &AddressSpace,
     dst_addr: u32,
     len: u32,
 ) -> KernResult<()> {
+    let src = &*src_task.space;
     let pages = len >> PAGE_SHIFT;
     let shared = if dst.copy_policy().virtual_for(call, pages)
         && src.shareable()
         && dst.shareable()
         && let Some(range) = PageRange::from_count(src_addr >> PAGE_SHIFT, pages)
     {
+        // No guest code of the source runs during the call if it is the calling guest
+        // (blocked in this call) or if its store is free (held here until the end).
+        let running_caller = cx.is(src_task) && (cx.store.is_some() || cx.component);
+        let store = (!running_caller)
+            .then(|| src_task.store.try_lock())
+            .flatten();
+        let quiescent = running_caller || store.is_some();
         let (src_state, dst_state) = match (&mut maps.caller, from) {
             (None, _) => (None, &mut *maps.target),
             (Some(caller), From::Target) => (Some(&mut *maps.target), &mut **caller),
             (Some(caller), From::Caller) => (Some(&mut **caller), &mut *maps.target),
         };
         let frozen = match src_state {
-            Some(state) => src.freeze(state, range)?,
-            None => src.freeze(dst_state, range)?,
+            Some(state) => src.freeze(state, range, quiescent)?,
+            None => src.freeze(dst_state, range, quiescent)?,
         };
         match frozen {
             Some(frozen) => dst.map_frozen(dst_state, dst_addr >> PAGE_SHIFT, &frozen)?,
@@ -393,6 +403,7 @@ pub(crate) fn vm_deallocate(target: &TaskShared, address: u32, size: u32) -> Ker
         .change(state, range, |map| map.deallocate(range))?
         > 0
     {
+        target.space.release_snapshots(state, range);
         target.space.release_freed(state);
     }
     Ok(())
@@ -450,10 +461,11 @@ pub(crate) fn vm_read(
     let from = From::Target;
     unsafe {
         transfer(
+            cx,
             &mut maps,
             from,
             CopyCall::ReadOrCopy,
-            &target.space,
+            target,
             address,
             &caller.space,
             data,
@@ -534,10 +546,11 @@ pub(crate) fn vm_read_overwrite(
             // reads its own memory are `memmove`d.
             unsafe {
                 transfer(
+                    cx,
                     &mut maps,
                     From::Target,
                     CopyCall::Overwrite,
-                    &target.space,
+                    target,
                     address,
                     &caller.space,
                     data,
@@ -586,12 +599,12 @@ pub(crate) fn vm_write(
         // SAFETY: source checked READ in the caller, destination checked WRITE in the
         // target, under the locks still held; a self-write may overlap (`memmove`).
         Src::Task(data) => unsafe {
-            let caller = &cx.task().space;
             transfer(
+                cx,
                 &mut maps,
                 From::Caller,
                 CopyCall::Overwrite,
-                caller,
+                cx.task(),
                 data,
                 &target.space,
                 address,
@@ -621,10 +634,11 @@ pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -
     // lock still held; overlapping ranges are `memmove`d.
     unsafe {
         transfer(
+            &Caller::host(),
             &mut maps,
             From::Target,
             CopyCall::ReadOrCopy,
-            space,
+            target,
             source,
             space,
             dest,

@@ -213,15 +213,17 @@ impl Mapping {
         }
     }
 
-    /// Gives the physical pages of `[from, to)` back to the kernel; they read as zero
-    /// afterwards. Only committed bytes may be passed.
+    /// `MADV_DONTNEED` over `[from, to)` (committed bytes only): anonymous pages are given
+    /// back to the kernel and read as zero afterwards; the pages a private mapping of a file
+    /// made its own by writing are dropped, and it reads the file's pages again.
     pub(crate) fn discard(&self, from: u64, to: u64) -> io::Result<()> {
         if to <= from {
             return Ok(());
         }
         // SAFETY: `[from, to)` lies inside our reservation; MADV_DONTNEED on a private
-        // anonymous mapping replaces the pages by zero-fill-on-demand pages and touches no
-        // other mapping (madvise(2)). Nobody holds a Rust reference into task memory.
+        // mapping drops its own pages (zero-fill-on-demand for anonymous memory, the file's
+        // pages for a file) and touches no other mapping (madvise(2)). Nobody holds a Rust
+        // reference into task memory; the callers choose it where those contents are due.
         unsafe {
             mm::madvise(
                 self.base().add(from as usize).cast::<c_void>(),

@@ -635,6 +635,26 @@ impl AddressSpace {
         result
     }
 
+    /// Lets go of the snapshots the pages of `range` (just freed) map, at once rather than
+    /// with their release batch: a snapshot keeps another task's memory (and makes its
+    /// writes cost a copy), and a region freed and reused must not keep the old one.
+    pub(crate) fn release_snapshots(&self, state: &mut MapState, range: PageRange) {
+        let range = range.below(self.pages());
+        let (Some(file), false) = (&self.file, state.views.all_own() || range.is_empty()) else {
+            return;
+        };
+        let window = self.window(range);
+        let before = self.count_runs(state, window.clone(), None);
+        for (run, id) in state.views.runs(range) {
+            if id != 0 {
+                // A failure keeps the memory of pages no one can reach (see `discard`).
+                let _ = self.unshare(state, file, run);
+            }
+        }
+        let after = self.count_runs(state, window, None);
+        state.runs = (i64::from(state.runs) + after - before) as u32;
+    }
+
     /// Takes the pages `run`, all backed by one private mapping, back from it (reading
     /// zero): see [`AddressSpace::discard`].
     fn unshare(
@@ -785,16 +805,25 @@ impl AddressSpace {
     /// cannot be shared (anonymous memory, no task file, pages written since an earlier
     /// copy froze them, or the mapping budget), and nothing changed: copy the bytes.
     ///
+    /// Pages frozen by an earlier copy and written since hold their bytes in private
+    /// memory, not in the file: if no other snapshot refers to their file pages and the
+    /// task is `quiescent` (no guest code of it can run meanwhile: the caller holds its
+    /// store), their bytes are written back into the file and the private copies dropped,
+    /// which makes them shareable again (at the cost of copying the written pages once);
+    /// otherwise the call copies physically.
+    ///
     /// If the mapping cannot follow (out of memory), the task is terminated as
     /// [`AddressSpace::change`] does, and the call gets `MACH_SEND_INVALID_DEST`.
     pub(crate) fn freeze(
         &self,
         state: &mut MapState,
         range: PageRange,
+        quiescent: bool,
     ) -> KernResult<Option<Frozen>> {
-        let Some(file) = &self.file else {
+        let Some(own_file) = &self.file else {
             return Ok(None);
         };
+        let file = own_file;
         let mut pieces: Vec<(Arc<TaskFile>, u32, u32)> = Vec::new();
         let mut own = Vec::new();
         for (run, _) in state.views.runs(range) {
@@ -812,8 +841,30 @@ impl AddressSpace {
                             self.base().add((run.address() + run.bytes()) as usize),
                         )
                     };
-                    if any_written(start, end) != Some(false) {
-                        return Ok(None);
+                    match any_written(start, end) {
+                        Some(false) => {}
+                        Some(true)
+                            if quiescent
+                                && Arc::ptr_eq(file, own_file)
+                                && page == run.first()
+                                && file.referenced_once(run.first(), run.end()) =>
+                        {
+                            // SAFETY: the run is allocated and readable (the caller
+                            // checked the range under the map lock still held), and no
+                            // guest code of the task runs (`quiescent`): nothing writes
+                            // these bytes while they are read.
+                            let bytes =
+                                unsafe { std::slice::from_raw_parts(start, run.bytes() as usize) };
+                            if file.write_at(page, bytes).is_err()
+                                || self
+                                    .mapping
+                                    .discard(run.address(), run.address() + run.bytes())
+                                    .is_err()
+                            {
+                                return Ok(None);
+                            }
+                        }
+                        _ => return Ok(None),
                     }
                     (file.clone(), page, page + run.len())
                 }

@@ -356,3 +356,36 @@ fn copies_stay_within_the_mapping_budget_and_become_physical_at_its_end() {
     let (used, budget) = a.map_usage();
     assert!(used <= budget, "{used} > {budget}");
 }
+
+#[test]
+fn a_source_written_since_a_copy_is_shared_again_once_no_snapshot_needs_its_old_bytes() {
+    let rt = runtime_with(CopyMode::Auto);
+    let (a, b, data, bytes) = shared_pair(&rt);
+    let port = a.insert_port(&b);
+    // The first copy is alive: a page the source writes now must be copied physically.
+    b.call::<(u32, u32), ()>("store", (PAGE, 0x1234_5678))
+        .unwrap();
+    let (second, _) = a.mach().vm_read(port, 0, N * PAGE).unwrap();
+    assert_eq!(a.debug_backing(second), "own");
+    let mut want = bytes.clone();
+    want[PAGE as usize..PAGE as usize + 4].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+    assert_eq!(read(&a, second, N * PAGE), want);
+    assert_eq!(
+        read(&a, data, N * PAGE),
+        bytes,
+        "the first copy keeps its snapshot"
+    );
+    // Once it is gone, the written pages go back into the file and are shared again.
+    a.vm_deallocate(data, N * PAGE).unwrap();
+    b.call::<(u32, u32), ()>("store", (2 * PAGE, 0x9abc_def0))
+        .unwrap();
+    let (third, _) = a.mach().vm_read(port, 0, N * PAGE).unwrap();
+    assert_eq!(a.debug_backing(third), "shared");
+    assert_eq!(b.debug_backing(PAGE), "shared");
+    want[2 * PAGE as usize..2 * PAGE as usize + 4].copy_from_slice(&0x9abc_def0u32.to_le_bytes());
+    assert_eq!(read(&a, third, N * PAGE), want);
+    assert_eq!(read(&b, 0, N * PAGE), want);
+    // and the sharing still breaks on the next write
+    b.call::<(u32, u32), ()>("store", (0, 1)).unwrap();
+    assert_eq!(read(&a, third, N * PAGE), want);
+}
