@@ -71,7 +71,11 @@ fn the_demo_prints_the_same_with_physical_virtual_and_automatic_copies() {
     assert_eq!(run("auto"), physical);
     let out = wasmach(&["run", "--copy", "lazy", "guests/wat/mailbox.wat"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("possible values: physical, virtual, auto"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("possible values: physical, virtual, auto"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
