@@ -79,6 +79,34 @@ fn the_demo_prints_the_same_with_physical_virtual_and_automatic_copies() {
 }
 
 #[test]
+fn the_large_snapshot_demo_agrees_in_every_mode_and_says_how_it_copied() {
+    for (mode, copies) in [
+        ("physical", "physical"),
+        ("virtual", "virtual"),
+        ("auto", "virtual"),
+    ] {
+        let out = wasmach(&[
+            "run",
+            "--copy",
+            mode,
+            "--stats",
+            "guests/wat/archive.wat",
+            "guests/wat/snapshot.wat",
+        ]);
+        assert!(out.status.success(), "--copy {mode}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "archive: 65536 1024\nsnapshot: 0 1024 0\n",
+            "--copy {mode}"
+        );
+        let err = stderr(&out);
+        assert!(err.contains("entry calls took"), "{err}");
+        assert!(err.contains("peak resident memory"), "{err}");
+        assert!(err.contains(&format!("{copies} copies")), "{err}");
+    }
+}
+
+#[test]
 fn wasmach_inspect_describes_rust_guests_and_the_component() {
     let out = wasmach(&["inspect", PRODUCER]);
     assert!(out.status.success(), "{}", stderr(&out));

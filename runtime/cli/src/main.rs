@@ -93,6 +93,10 @@ struct RunArgs {
     /// macOS `vmmap` does.
     #[arg(long)]
     vmmap: bool,
+    /// After the run, print on stderr how long the entry calls took and the process's
+    /// peak resident memory (`VmHWM`), e.g. to compare `--copy physical` and `virtual`.
+    #[arg(long)]
+    stats: bool,
     /// `PATH` or `NAME=PATH`: a core module or a component, as `.wat` text or a `.wasm`
     /// binary (told apart by content). NAME defaults to the file stem.
     #[arg(value_name = "MODULE", required = true)]
@@ -234,6 +238,7 @@ fn run(args: &RunArgs) -> ExitCode {
         .timeout
         .map(|t| t.as_nanos().div_ceil(TICK.as_nanos()).max(1) as u64);
     let done = AtomicBool::new(false);
+    let started = std::time::Instant::now();
     let outcomes: Vec<Option<anyhow::Result<Vec<String>>>> = std::thread::scope(|s| {
         if ticks.is_some() {
             s.spawn(|| {
@@ -278,6 +283,7 @@ fn run(args: &RunArgs) -> ExitCode {
         outcomes
     });
 
+    let elapsed = started.elapsed();
     let mut status = ExitCode::SUCCESS;
     for ((arg, _), outcome) in tasks.iter().zip(outcomes) {
         match outcome {
@@ -301,7 +307,28 @@ fn run(args: &RunArgs) -> ExitCode {
             print!("{}", vmmap(&arg.name, task));
         }
     }
+    if args.stats {
+        let peak = peak_resident_kib().map_or("unknown".to_owned(), |kib| {
+            format!("{:.1} MiB", kib as f64 / 1024.0)
+        });
+        eprintln!(
+            "wasmach: entry calls took {:.3} s; peak resident memory {peak}; {} copies",
+            elapsed.as_secs_f64(),
+            if runtime.virtual_copies() {
+                "virtual"
+            } else {
+                "physical"
+            }
+        );
+    }
     status
+}
+
+/// The process's peak resident memory in KiB (`VmHWM` of `/proc/self/status`).
+fn peak_resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A trap's causes on one line, without the wasm backtrace: `memory fault at wasm address
