@@ -71,7 +71,7 @@ pub struct RuntimeOptions {
     /// least [`virtual_copy_pages`](RuntimeOptions::virtual_copy_pages). Where the kernel
     /// lacks what virtual copies need (`memfd_create`, `PAGEMAP_SCAN` of Linux 6.7), every
     /// copy is physical ([`Runtime::virtual_copies`] tells). Observable values are the same
-    /// either way (docs/spec.md §9).
+    /// either way (docs/spec.md §8).
     pub copy: CopyMode,
     /// The fewest pages a `vm_read` or `vm_copy` shares in [`CopyMode::Auto`] (default
     /// 16: see BENCHMARKS.md, "Virtual copies").

@@ -1,4 +1,4 @@
-//! Virtual copies (docs/spec.md §9): pages shared copy-on-write by `vm_read`, `vm_copy`,
+//! Virtual copies (docs/spec.md §8): pages shared copy-on-write by `vm_read`, `vm_copy`,
 //! `vm_read_overwrite` and `vm_write`. Every writer breaks the sharing for itself only: the
 //! other side keeps seeing what the source held when the call returned.
 
