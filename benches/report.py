@@ -2,9 +2,10 @@
 """Turns criterion's output (target/criterion) into BENCHMARKS.md tables and an SVG plot.
 
 Usage: python3 benches/report.py [CRITERION_DIR] [PLOT.svg]
-(after `cargo bench --bench transfer` and `cargo bench --bench protection`)
-Prints the Markdown tables on stdout and writes the plot (throughput against size, one line
-per case and baseline). Needs only the Python standard library.
+(after `cargo bench --bench transfer`, `--bench protection` and `--bench virtual_copy`)
+Prints the Markdown tables on stdout and writes the plots (throughput against size, one line
+per case and baseline; and next to it virtual_copy.svg, the time of physical and virtual
+copies against size). Needs only the Python standard library.
 """
 
 import json
@@ -29,7 +30,10 @@ def load(root):
         # iter_custom and iter both give a slope when enough samples; prefer it
         point = (est.get("slope") or est["mean"])["point_estimate"]
         throughput = bench.get("throughput") or {}
-        results[bench["group_id"]][bench["function_id"]] = (point, throughput.get("Bytes"))
+        name = bench["function_id"]
+        if bench.get("value_str"):
+            name += "/" + bench["value_str"]
+        results[bench["group_id"]][name] = (point, throughput.get("Bytes"))
     return results
 
 
@@ -67,7 +71,28 @@ def tables(results):
             for name, (ns, _) in sorted(rows.items()):
                 if name not in ("on", "off"):
                     out.append(f"| {group.split('/', 1)[1]}: {name} | {fmt_time(ns)} | | |")
-    for group in sorted(g for g in results if not g.startswith(("transfer/", "protection/"))):
+    virtual = sorted((g for g in results if g.startswith("virtual_copy/")),
+                     key=lambda g: int(g.split("_")[-1]))
+    if virtual:
+        out.append("\n### virtual copies (physical and virtual in one run per size)\n")
+        out.append("| pages | case | physical | virtual | virtual / physical | virtual × hot memcpy |")
+        out.append("|---:|---|---:|---:|---:|---:|")
+        for group in virtual:
+            rows = results[group]
+            pages = int(group.split("_")[-1])
+            hot = rows.get("memcpy_hot", (None,))[0]
+            fresh = rows.get("memcpy_fresh", (None,))[0]
+            out.append(f"| {pages} | memcpy hot / fresh | {fmt_time(hot) if hot else ''} | "
+                       f"{fmt_time(fresh) if fresh else ''} | | |")
+            for case in ("read", "read_store", "read_sum", "read_write", "copy", "read_source_writes"):
+                phys = rows.get(f"physical/{case}", (None,))[0]
+                virt = rows.get(f"virtual/{case}", (None,))[0]
+                if not (phys and virt):
+                    continue
+                out.append(f"| {pages} | {case} | {fmt_time(phys)} | {fmt_time(virt)} | "
+                           f"{virt / phys:.3f} | {virt / hot if hot else float('nan'):.3f} |")
+    for group in sorted(g for g in results
+                        if not g.startswith(("transfer/", "protection/", "virtual_copy/"))):
         out.append(f"\n### {group}\n")
         out.append("| case | time per call |")
         out.append("|---|---:|")
@@ -128,6 +153,62 @@ def plot(results, path):
         f.write("\n".join(svg))
 
 
+def plot_virtual(results, path):
+    """Time per call against size, log-log: memcpy and each case, physical and virtual."""
+    series = defaultdict(list)
+    for group, rows in results.items():
+        if not group.startswith("virtual_copy/"):
+            continue
+        pages = int(group.split("_")[-1])
+        for name, (ns, _) in rows.items():
+            if name.startswith("memcpy") or name.split("/")[-1] in ("read", "read_sum", "read_write"):
+                series[name].append((pages, ns))
+    if not series:
+        return
+    width, height, left, right, top, bottom = 960, 560, 80, 260, 30, 60
+    xs = sorted({p for pts in series.values() for p, _ in pts})
+    ys = [v for pts in series.values() for _, v in pts]
+    lx0, lx1 = math.log10(xs[0]), math.log10(xs[-1])
+    ly0, ly1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+
+    def px(pages):
+        return left + (math.log10(pages) - lx0) / (lx1 - lx0) * (width - left - right)
+
+    def py(ns):
+        return height - bottom - (math.log10(ns) - ly0) / (ly1 - ly0) * (height - top - bottom)
+
+    colors = {"read": "#1f77b4", "read_sum": "#2ca02c", "read_write": "#d62728"}
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>']
+    svg.append(f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>')
+    svg.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>')
+    for p in xs:
+        svg.append(f'<text x="{px(p):.1f}" y="{height - bottom + 18}" text-anchor="middle">{p} p</text>')
+    for e in range(ly0, ly1 + 1):
+        label = fmt_time(10 ** e)
+        svg.append(f'<text x="{left - 8}" y="{py(10 ** e) + 4:.1f}" text-anchor="end">{label}</text>')
+        svg.append(f'<line x1="{left}" y1="{py(10 ** e):.1f}" x2="{width - right}" y2="{py(10 ** e):.1f}" stroke="#ddd"/>')
+    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle">'
+               f'pages copied (64 KiB each)</text>')
+    svg.append(f'<text x="18" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 18 {(top + height - bottom) / 2})">time per call (log)</text>')
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        pts.sort()
+        case = name.split("/")[-1]
+        color = colors.get(case, "#000000" if name == "memcpy_hot" else "#7f7f7f")
+        dash = ' stroke-dasharray="6 3"' if name.startswith("physical") else ""
+        dash = ' stroke-dasharray="2 2"' if name.startswith("memcpy") else dash
+        path_d = " ".join(f"{'M' if j == 0 else 'L'}{px(p):.1f},{py(v):.1f}" for j, (p, v) in enumerate(pts))
+        svg.append(f'<path d="{path_d}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        ly = top + 16 * i
+        svg.append(f'<line x1="{width - right + 10}" y1="{ly}" x2="{width - right + 40}" y2="{ly}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/>')
+        svg.append(f'<text x="{width - right + 46}" y="{ly + 4}">{name}</text>')
+    svg.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(svg))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
     out = sys.argv[2] if len(sys.argv) > 2 else "benches/throughput.svg"
@@ -136,6 +217,7 @@ def main():
         sys.exit(f"no criterion results under {root}: run `cargo bench --bench transfer` first")
     print(tables(results))
     plot(results, out)
+    plot_virtual(results, os.path.join(os.path.dirname(out) or ".", "virtual_copy.svg"))
 
 
 if __name__ == "__main__":

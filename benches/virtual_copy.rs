@@ -5,6 +5,8 @@
 //! - `memcpy_fresh`, `memcpy_hot`: the host copying the bytes into a fresh buffer (whose
 //!   pages fault in) and into one already faulted in: the limits of a physical copy.
 //! - `<mode>/read`: task A's allocating `vm_read` of task B's range, then `vm_deallocate`.
+//! - `<mode>/read_store`: the same, A's guest storing one word into the copy in between
+//!   (with a virtual copy, the first write to a shared page: one 4 KiB copy-on-write).
 //! - `<mode>/read_sum`: the same, A's guest reading every byte of the copy in between.
 //! - `<mode>/read_write`: the same, A's guest writing every 4 KiB page of the copy.
 //! - `<mode>/copy`: `vm_copy` of the range inside B, to just after it.
@@ -12,7 +14,7 @@
 //!   (the source breaks the sharing; the next copy of a page it wrote is physical).
 //!
 //! with `<mode>` `physical` or `virtual` (every size shared). `cargo bench --bench
-//! virtual_copy` runs it (about 6 minutes); `cargo test --benches` runs each case once.
+//! virtual_copy` runs it (about 8 minutes); `cargo test --benches` runs each case once.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -28,6 +30,7 @@ const GUEST: &str = r#"
 (module
   (memory 1 65536)
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
   (func (export "sum") (param $a i32) (param $len i32) (result i64)
     (local $end i32) (local $s i64)
     (local.set $end (i32.add (local.get $a) (local.get $len)))
@@ -53,6 +56,7 @@ struct Pair {
     port: PortName,
     sum: TaskFunc<(u32, u32), i64>,
     touch_a: TaskFunc<(u32, u32), ()>,
+    store: TaskFunc<(u32, u32), ()>,
     touch_b: TaskFunc<(u32, u32), ()>,
 }
 
@@ -67,6 +71,7 @@ fn pair(mode: CopyMode, pages: u32) -> Pair {
     Pair {
         sum: a.typed_func("sum").unwrap(),
         touch_a: a.typed_func("touch").unwrap(),
+        store: a.typed_func("store").unwrap(),
         touch_b: b.typed_func("touch").unwrap(),
         a,
         b,
@@ -88,9 +93,10 @@ fn bench(c: &mut Criterion) {
         let bytes = (pages * PAGE) as usize;
         let mut group = c.benchmark_group(format!("virtual_copy/pages_{pages}"));
         group.throughput(Throughput::Bytes(bytes as u64));
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(2));
         if pages >= 256 {
             group.sample_size(10);
-            group.measurement_time(Duration::from_secs(4));
         }
         let source = vec![7u8; bytes];
         group.bench_function("memcpy_fresh", |bench| {
@@ -112,6 +118,9 @@ fn bench(c: &mut Criterion) {
             let len = pages * PAGE;
             group.bench_function(BenchmarkId::new(name, "read"), |bench| {
                 bench.iter(|| p.read(pages, |_, _| {}))
+            });
+            group.bench_function(BenchmarkId::new(name, "read_store"), |bench| {
+                bench.iter(|| p.read(pages, |p, data| p.a.call_func(&p.store, (data, 1)).unwrap()))
             });
             group.bench_function(BenchmarkId::new(name, "read_sum"), |bench| {
                 bench.iter(|| {

@@ -25,11 +25,13 @@ const BODY: &str = r#"
       (br $l))))
 "#;
 
-/// Pages moved by each copy: above Auto's threshold, so both modes that share do.
+/// Pages moved by each copy: Auto's threshold here, so both modes that share do.
 const N: u32 = 32;
 
+/// A runtime copying in `copy`; in `Auto`, copies of `N` pages or more share.
 fn runtime_with(copy: CopyMode) -> Runtime {
-    Runtime::with_options(RuntimeOptions::default().copy(copy)).expect("runtime")
+    let options = RuntimeOptions::default().copy(copy).virtual_copy_pages(N);
+    Runtime::with_options(options).expect("runtime")
 }
 
 fn task(rt: &Runtime) -> Task {

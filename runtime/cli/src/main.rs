@@ -85,7 +85,7 @@ struct RunArgs {
     /// How vm_read, vm_copy, vm_read_overwrite and vm_write move bytes between task
     /// memories: `physical` copies them; `virtual` shares the pages copy-on-write for every
     /// copy, however small (to compare a program's results both ways); `auto` shares those of
-    /// a vm_read or vm_copy of 16 pages or more. Results are the same; time and memory
+    /// a vm_read or vm_copy of 256 pages (16 MiB) or more. Results are the same; time and memory
     /// differ. Where the kernel cannot share (before Linux 6.7), every copy is physical.
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     copy: CopyArg,
