@@ -114,6 +114,30 @@
 //! bytes (`list<u8>`; a `string` would trap in the canonical ABI), so the runtime answers
 //! `KERN_INVALID_ARGUMENT` for a name over 128 bytes, before reading any byte of it, and
 //! for a name that is not UTF-8, as it does for core guests.
+//!
+//! ## Virtual copies
+//!
+//! As Mach's, a large `vm_read` or `vm_copy` between task memories is a *virtual* copy by
+//! default: the pages are shared copy-on-write, and whoever writes one first gets its own
+//! 4 KiB copy in the kernel's page fault. Nothing observable differs from a physical copy.
+//! [`RuntimeOptions::copy`] chooses ([`CopyMode::Auto`]: 256 pages or more;
+//! [`CopyMode::Virtual`]: every size; [`CopyMode::Physical`]: never), and
+//! [`Runtime::virtual_copies`] tells whether this kernel can (docs/spec.md §8).
+//!
+//! ```
+//! use wasmach::{CopyMode, Runtime, RuntimeOptions, VM_PAGE_SIZE};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let rt = Runtime::with_options(RuntimeOptions::default().copy(CopyMode::Virtual))?;
+//! let (a, b) = (rt.spawn_bytes("(module (memory 1))")?, rt.spawn_bytes("(module (memory 4))")?);
+//! b.vm_write(0, &[7; 4 * VM_PAGE_SIZE as usize]).unwrap();
+//! let port = a.insert_port(&b);
+//! let (copy, size) = a.mach().vm_read(port, 0, 4 * VM_PAGE_SIZE).unwrap();
+//! b.vm_write(0, &[9; VM_PAGE_SIZE as usize]).unwrap(); // the source changes...
+//! assert_eq!(a.vm_read(copy, size).unwrap(), vec![7; size as usize]); // ...the copy does not
+//! # Ok(())
+//! # }
+//! ```
 
 //! ## Architecture
 //!
