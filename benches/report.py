@@ -101,7 +101,41 @@ def tables(results):
     return "\n".join(out)
 
 
+# The plots' geometry: size, and the margins around the axes (the legend is on the right).
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 960, 560, 80, 280, 30, 60
+
+
+def chart(path, series, xticks, yticks, px, py, style, xlabel, ylabel):
+    """Writes an SVG line chart: `series` {name: [(x, y)]}, ticks [(value, label)], the
+    value-to-pixel maps, and `style(name, i)` -> (colour, dash attribute) per line."""
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+           f'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>']
+    svg.append(f'<line x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}" stroke="black"/>')
+    svg.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{HEIGHT - BOTTOM}" stroke="black"/>')
+    for x, label in xticks:
+        svg.append(f'<text x="{px(x):.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">{label}</text>')
+    for y, label in yticks:
+        svg.append(f'<text x="{LEFT - 8}" y="{py(y) + 4:.1f}" text-anchor="end">{label}</text>')
+        svg.append(f'<line x1="{LEFT}" y1="{py(y):.1f}" x2="{WIDTH - RIGHT}" y2="{py(y):.1f}" stroke="#ddd"/>')
+    svg.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 15}" text-anchor="middle">{xlabel}</text>')
+    mid = (TOP + HEIGHT - BOTTOM) / 2
+    svg.append(f'<text x="18" y="{mid}" text-anchor="middle" transform="rotate(-90 18 {mid})">{ylabel}</text>')
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        pts.sort()
+        color, dash = style(name, i)
+        path_d = " ".join(f"{'M' if j == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for j, (x, y) in enumerate(pts))
+        svg.append(f'<path d="{path_d}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        ly = TOP + 16 * i
+        svg.append(f'<line x1="{WIDTH - RIGHT + 10}" y1="{ly}" x2="{WIDTH - RIGHT + 40}" y2="{ly}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/>')
+        svg.append(f'<text x="{WIDTH - RIGHT + 46}" y="{ly + 4}">{name}</text>')
+    svg.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(svg))
+
+
 def plot(results, path):
+    """Throughput against size (log x): every transfer case and baseline."""
     series = defaultdict(list)
     for group, rows in results.items():
         if not group.startswith("transfer/"):
@@ -112,45 +146,25 @@ def plot(results, path):
                 series[name].append((pages, nbytes / ns * 1e9 / GIB))
     if not series:
         return
-    width, height, left, right, top, bottom = 960, 560, 70, 300, 30, 60
     xs = sorted({p for pts in series.values() for p, _ in pts})
     ymax = max(v for pts in series.values() for _, v in pts) * 1.1
     lx0, lx1 = math.log2(xs[0]), math.log2(xs[-1]) if xs[-1] > xs[0] else math.log2(xs[0]) + 1
 
     def px(pages):
-        return left + (math.log2(pages) - lx0) / (lx1 - lx0) * (width - left - right)
+        return LEFT + (math.log2(pages) - lx0) / (lx1 - lx0) * (WIDTH - LEFT - RIGHT)
 
     def py(v):
-        return height - bottom - v / ymax * (height - top - bottom)
+        return HEIGHT - BOTTOM - v / ymax * (HEIGHT - TOP - BOTTOM)
 
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
               "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa0000", "#00aa00", "#0000aa", "#aaaa00"]
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>']
-    svg.append(f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>')
-    svg.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>')
-    for p in xs:
-        svg.append(f'<text x="{px(p):.1f}" y="{height - bottom + 18}" text-anchor="middle">{p * 64} KiB</text>')
-    for i in range(6):
-        v = ymax * i / 5
-        svg.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
-        svg.append(f'<line x1="{left}" y1="{py(v):.1f}" x2="{width - right}" y2="{py(v):.1f}" stroke="#ddd"/>')
-    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle">transfer size</text>')
-    svg.append(f'<text x="18" y="{(top + height - bottom) / 2}" text-anchor="middle" '
-               f'transform="rotate(-90 18 {(top + height - bottom) / 2})">GiB/s</text>')
-    for i, (name, pts) in enumerate(sorted(series.items())):
-        pts.sort()
-        color = colors[i % len(colors)]
-        dash = ' stroke-dasharray="6 3"' if name.startswith("baseline") else ""
-        path_d = " ".join(f"{'M' if j == 0 else 'L'}{px(p):.1f},{py(v):.1f}" for j, (p, v) in enumerate(pts))
-        svg.append(f'<path d="{path_d}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
-        ly = top + 16 * i
-        svg.append(f'<line x1="{width - right + 10}" y1="{ly}" x2="{width - right + 40}" y2="{ly}" '
-                   f'stroke="{color}" stroke-width="2"{dash}/>')
-        svg.append(f'<text x="{width - right + 46}" y="{ly + 4}">{name}</text>')
-    svg.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(svg))
+
+    def style(name, i):
+        return colors[i % len(colors)], ' stroke-dasharray="6 3"' if name.startswith("baseline") else ""
+
+    chart(path, series, [(p, f"{p * 64} KiB") for p in xs],
+          [(ymax * i / 5, f"{ymax * i / 5:.1f}") for i in range(6)],
+          px, py, style, "transfer size", "GiB/s")
 
 
 def plot_virtual(results, path):
@@ -165,48 +179,28 @@ def plot_virtual(results, path):
                 series[name].append((pages, ns))
     if not series:
         return
-    width, height, left, right, top, bottom = 960, 560, 80, 260, 30, 60
     xs = sorted({p for pts in series.values() for p, _ in pts})
     ys = [v for pts in series.values() for _, v in pts]
     lx0, lx1 = math.log10(xs[0]), math.log10(xs[-1])
     ly0, ly1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
 
     def px(pages):
-        return left + (math.log10(pages) - lx0) / (lx1 - lx0) * (width - left - right)
+        return LEFT + (math.log10(pages) - lx0) / (lx1 - lx0) * (WIDTH - LEFT - RIGHT)
 
     def py(ns):
-        return height - bottom - (math.log10(ns) - ly0) / (ly1 - ly0) * (height - top - bottom)
+        return HEIGHT - BOTTOM - (math.log10(ns) - ly0) / (ly1 - ly0) * (HEIGHT - TOP - BOTTOM)
 
     colors = {"read": "#1f77b4", "read_sum": "#2ca02c", "read_write": "#d62728"}
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>']
-    svg.append(f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>')
-    svg.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>')
-    for p in xs:
-        svg.append(f'<text x="{px(p):.1f}" y="{height - bottom + 18}" text-anchor="middle">{p} p</text>')
-    for e in range(ly0, ly1 + 1):
-        label = fmt_time(10 ** e)
-        svg.append(f'<text x="{left - 8}" y="{py(10 ** e) + 4:.1f}" text-anchor="end">{label}</text>')
-        svg.append(f'<line x1="{left}" y1="{py(10 ** e):.1f}" x2="{width - right}" y2="{py(10 ** e):.1f}" stroke="#ddd"/>')
-    svg.append(f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle">'
-               f'pages copied (64 KiB each)</text>')
-    svg.append(f'<text x="18" y="{(top + height - bottom) / 2}" text-anchor="middle" '
-               f'transform="rotate(-90 18 {(top + height - bottom) / 2})">time per call (log)</text>')
-    for i, (name, pts) in enumerate(sorted(series.items())):
-        pts.sort()
-        case = name.split("/")[-1]
-        color = colors.get(case, "#000000" if name == "memcpy_hot" else "#7f7f7f")
-        dash = ' stroke-dasharray="6 3"' if name.startswith("physical") else ""
-        dash = ' stroke-dasharray="2 2"' if name.startswith("memcpy") else dash
-        path_d = " ".join(f"{'M' if j == 0 else 'L'}{px(p):.1f},{py(v):.1f}" for j, (p, v) in enumerate(pts))
-        svg.append(f'<path d="{path_d}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
-        ly = top + 16 * i
-        svg.append(f'<line x1="{width - right + 10}" y1="{ly}" x2="{width - right + 40}" y2="{ly}" '
-                   f'stroke="{color}" stroke-width="2"{dash}/>')
-        svg.append(f'<text x="{width - right + 46}" y="{ly + 4}">{name}</text>')
-    svg.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(svg))
+
+    def style(name, _i):
+        color = colors.get(name.split("/")[-1], "#000000" if name == "memcpy_hot" else "#7f7f7f")
+        if name.startswith("memcpy"):
+            return color, ' stroke-dasharray="2 2"'
+        return color, ' stroke-dasharray="6 3"' if name.startswith("physical") else ""
+
+    chart(path, series, [(p, f"{p} p") for p in xs],
+          [(10 ** e, fmt_time(10 ** e)) for e in range(ly0, ly1 + 1)],
+          px, py, style, "pages copied (64 KiB each)", "time per call (log)")
 
 
 def main():

@@ -458,12 +458,11 @@ pub(crate) fn vm_read(
     // SAFETY: the source passed `check_access(READ)` and the new region was just allocated
     // (DEFAULT includes WRITE) under the locks still held; the region was unallocated, so
     // it does not overlap the source even when caller and target are one task.
-    let from = From::Target;
     unsafe {
         transfer(
             cx,
             &mut maps,
-            from,
+            From::Target,
             CopyCall::ReadOrCopy,
             target,
             address,
