@@ -26,6 +26,10 @@ pub(crate) struct TaskFile {
 impl TaskFile {
     /// A fresh file of 4 GiB of holes (no memory until written).
     pub(crate) fn create() -> io::Result<TaskFile> {
+        #[cfg(test)]
+        if tests::FAIL_CREATE.with(|f| f.replace(false)) {
+            return Err(io::Error::from_raw_os_error(24)); // EMFILE: no descriptor left
+        }
         let fd = rustix::fs::memfd_create("wasmach-task", MemfdFlags::CLOEXEC)?;
         rustix::fs::ftruncate(&fd, ADDRESS_SPACE_END)?;
         Ok(TaskFile {
@@ -261,8 +265,15 @@ pub(crate) fn files_supported() -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes this thread's next `TaskFile::create` fail, as when the process has no
+        /// file descriptor left.
+        pub(crate) static FAIL_CREATE: Cell<bool> = const { Cell::new(false) };
+    }
 
     #[test]
     fn a_snapshot_page_lives_until_its_last_reference_goes() {

@@ -144,8 +144,16 @@ impl AddressSpace {
         limit: u32,
         options: SpaceOptions,
     ) -> io::Result<AddressSpace> {
+        // A task file takes a file descriptor: where the process has none left (or the
+        // kernel cannot share), the task gets anonymous memory, and its copies are physical.
         let file = if options.copy.mode != CopyMode::Physical && files_supported() {
-            Some(Arc::new(TaskFile::create()?))
+            match TaskFile::create() {
+                Ok(file) => Some(Arc::new(file)),
+                Err(e) => {
+                    tracing::warn!("no memory file for task {key} ({e}): its copies are physical");
+                    None
+                }
+            }
         } else {
             None
         };
@@ -1126,6 +1134,31 @@ mod tests {
                 (a < hi && b > lo).then_some(())
             })
             .count() as u32
+    }
+
+    #[test]
+    fn a_task_without_a_memory_file_gets_anonymous_memory_and_copies_physically() {
+        crate::backing::tests::FAIL_CREATE.with(|f| f.set(true));
+        let plain = space(4, 8, true, 64);
+        assert!(
+            space(4, 8, true, 64).shareable(),
+            "the next task has its file"
+        );
+        let space = plain;
+        assert!(!space.shareable(), "no descriptor: anonymous memory");
+        let mut state = space.lock();
+        let range = PageRange::new(1, 2).unwrap();
+        assert!(matches!(space.freeze(&mut state, range, true), Ok(None)));
+        // SAFETY: page 1 is allocated and read-write.
+        unsafe { space.at(PAGE as u32).write(5) };
+        assert_eq!(
+            space.change(&mut state, range, |map| map.deallocate(range)),
+            Ok(1)
+        );
+        assert_eq!(space.allocate(&mut state, range, || Ok(())), Ok(()));
+        space.zero(&mut state, range);
+        // SAFETY: page 1 is allocated again and readable.
+        assert_eq!(unsafe { space.at(PAGE as u32).read() }, 0);
     }
 
     #[test]
