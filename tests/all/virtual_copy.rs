@@ -240,15 +240,17 @@ fn memory_goes_back_once_both_sides_free_a_shared_region() {
         .unwrap();
     let before = b.debug_file_bytes().unwrap();
     assert!(before >= u64::from(pages * PAGE));
+    let a_before = a.debug_file_bytes().unwrap();
     let (data, _) = a
         .mach()
         .vm_read(a.insert_port(&b), first, pages * PAGE)
         .unwrap();
-    let a_bytes = a.debug_file_bytes().unwrap();
-    assert!(
-        a_bytes < u64::from(PAGE) * 80,
-        "the copy takes no memory: {a_bytes}"
-    );
+    // The copy takes no memory (issue 12's bound: under 5 % of its size) until written.
+    // (The reader's memory file, not the process's resident set, which the tests running
+    // beside this one move by more than that.)
+    let bound = u64::from(pages * PAGE) / 20;
+    let grown = a.debug_file_bytes().unwrap() - a_before;
+    assert!(grown <= bound, "the copy took {grown} bytes of memory");
     // The source frees its pages: the snapshot keeps them.
     b.vm_deallocate(first, pages * PAGE).unwrap();
     assert!(b.debug_file_bytes().unwrap() >= u64::from(pages * PAGE));
