@@ -6,6 +6,7 @@
 //!   `Memory::read` into a `Vec` then `Memory::write` (what a user writes without wasmach),
 //!   Linux `process_vm_readv` from a child process, and the guest's own `memory.copy`.
 //! - `per_call`: the cost of one call: a one-page transfer against a 64 KiB memcpy, a
+//!   zero-size call against a no-op import and an 8-byte copy through kept handles, a
 //!   failing call (bad alignment: the check-and-return path), and the cheapest import.
 //! - `spawn`: spawning a task from a compiled module against wasmtime's plain instantiate.
 //!
@@ -325,6 +326,30 @@ fn per_call(c: &mut Criterion) {
     });
     group.bench_function("guest/mach_task_self", |b| {
         b.iter_custom(|n| pair.guest_loop("task_self", (n as i32,)))
+    });
+    // A call with nothing to copy: the port lookup, the locks, the size-0 rule and the
+    // out-value; against `mach_task_self` (a no-op import) and an 8-byte copy between two
+    // instances through kept wasmtime handles.
+    group.bench_function("guest/zero_size_call", |b| {
+        b.iter_custom(|n| pair.guest_loop("read_overwrite_all", (port, p, 0, 2 * p, n as i32)))
+    });
+    let engine = wasmtime::Engine::default();
+    let module =
+        wasmtime::Module::new(&engine, r#"(module (memory (export "memory") 1))"#).expect("module");
+    let mut stores = [(); 2].map(|()| wasmtime::Store::new(&engine, ()));
+    let memories = stores.each_mut().map(|store| {
+        let instance = wasmtime::Instance::new(&mut *store, &module, &[]).expect("instance");
+        instance.get_memory(&mut *store, "memory").expect("memory")
+    });
+    group.bench_function("baseline/kept_handle_copy_8_bytes", |b| {
+        let [a, c] = &mut stores;
+        b.iter(|| {
+            let mut word = [0u8; 8];
+            memories[0].read(&*a, 8, &mut word).expect("read");
+            memories[1]
+                .write(&mut *c, 8, black_box(&word))
+                .expect("write");
+        })
     });
     group.finish();
 }
