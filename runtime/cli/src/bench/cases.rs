@@ -31,8 +31,8 @@ pub enum CopyMode {
     Physical,
     /// Every copy between task memories shares the pages copy-on-write, however small.
     Virtual,
-    /// `vm_read` and `vm_copy` of 16 pages or more share pages, the rest copies (the
-    /// runtime's default).
+    /// A `vm_read` or `vm_copy` of `RuntimeOptions::virtual_copy_pages` or more shares
+    /// pages, the rest copies (the runtime's default).
     Auto,
 }
 

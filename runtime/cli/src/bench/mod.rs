@@ -79,7 +79,8 @@ pub struct BenchArgs {
     /// How the runtime's calls move bytes between tasks, comma-separated to measure every
     /// wasmach case in each mode (e.g. `physical,virtual`): `physical` copies, `virtual`
     /// shares pages copy-on-write for every copy, `auto` (the runtime's default) shares those
-    /// of a vm_read or vm_copy of 16 pages or more. The baselines are measured once.
+    /// of a large vm_read or vm_copy (256 pages or more by default; see `wasmach run --copy`).
+    /// The baselines are measured once.
     #[arg(
         long,
         value_name = "MODES",

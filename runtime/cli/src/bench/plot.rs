@@ -110,11 +110,16 @@ pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
         (Some(&first), Some(&last)) => (first, last),
         _ => anyhow::bail!("nothing was measured"),
     };
-    let top = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(1.0f64, f64::max)
-        * 1.1;
+    // Throughput on a log scale too: virtual copies run thousands of times faster than
+    // memcpy at large sizes, and a linear axis would flatten every other line.
+    let values = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let low = values().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+    let high = values().fold(0.0f64, f64::max);
+    let (low, high) = if low.is_finite() && high > 0.0 {
+        (low / 1.5, high * 1.5)
+    } else {
+        (0.1, 100.0)
+    };
 
     let height = HEIGHT.max(60 + LEGEND_LINE * series.len() as u32 + FOOTER_HEIGHT);
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
@@ -134,15 +139,15 @@ pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
             (first / 1.6..last * 1.6)
                 .log_scale()
                 .with_key_points(sizes.clone()),
-            0f64..top,
+            (low..high).log_scale().with_key_points(ticks(low, high)),
         )?;
     let size_label = |bytes: &f64| human_bytes(bytes.round() as u64);
     chart
         .configure_mesh()
         .x_desc("transfer size (log scale)")
-        .y_desc("GiB/s (median)")
+        .y_desc("GiB/s (median, log scale)")
         .x_label_formatter(&size_label)
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v}"))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .max_light_lines(0)
@@ -216,4 +221,33 @@ pub fn write_svg(path: &Path, report: &Report) -> anyhow::Result<()> {
     ))?;
     root.present()?;
     Ok(())
+}
+
+/// The ticks of a log axis from `low` to `high`: 1, 2 and 5 times the powers of ten
+/// between them (1 and 10 times only when that would make more than a dozen).
+fn ticks(low: f64, high: f64) -> Vec<f64> {
+    let decades = low.log10().floor() as i32..=high.log10().ceil() as i32;
+    let ticks = |steps: &[f64]| -> Vec<f64> {
+        decades
+            .clone()
+            .flat_map(|e| steps.iter().map(move |k| k * 10f64.powi(e)))
+            // print as written: 0.2, not 0.20000000000000001
+            .map(|v| format!("{v:.6}").parse().unwrap_or(v))
+            .filter(|v| (low..=high).contains(v))
+            .collect()
+    };
+    let fine = ticks(&[1.0, 2.0, 5.0]);
+    if fine.len() > 12 { ticks(&[1.0]) } else { fine }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_are_one_two_five() {
+        assert_eq!(ticks(3.0, 300.0), [5.0, 10.0, 20.0, 50.0, 100.0, 200.0]);
+        assert_eq!(ticks(0.15, 0.6), [0.2, 0.5]);
+        assert_eq!(ticks(1.0, 1e6), [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6]);
+    }
 }
