@@ -1,6 +1,8 @@
 //! The guest ABI: the `"mach"` imports (docs/spec.md §4), every parameter and result `i32`. Each
 //! import turns its raw values into a [`kernel`] call; no rule lives here.
 
+use std::sync::Arc;
+
 use wasmtime::{AsContextMut, Caller, Linker};
 
 use crate::kern::KernReturn;
@@ -17,7 +19,11 @@ fn with_target(
     target: i32,
     op: impl FnOnce(&mut kernel::Caller<'_>, &TaskShared) -> Result<(), KernReturn>,
 ) -> i32 {
-    let task = caller.data().task.clone();
+    // SAFETY: the store's data holds an `Arc` of the task for the store's whole life (the
+    // field is set when the store is made and never replaced), and the store outlives this
+    // call from its guest; the reference points into the `Arc`'s allocation, not into the
+    // store, so the store's mutable use below does not alias it.
+    let task: &TaskShared = unsafe { &*Arc::as_ptr(&caller.data().task) };
     if caller.data().memory.is_none() {
         // A start function runs before `spawn` has taken the memory handle.
         caller.data_mut().memory = caller
@@ -25,18 +31,22 @@ fn with_target(
             .and_then(|e| e.into_memory());
     }
     let port = target as u32;
-    // The lookup's namespace guard is dropped here, before the call: the kernel takes
-    // maps (a lower rank) and may take this namespace again (crate::lock).
-    let target = task.target(PortName(port));
+    // A miss looks the name up in the namespace, whose guard is dropped before the call:
+    // the kernel takes maps (a lower rank) and may take this namespace again (crate::lock).
+    let target = caller.data_mut().targets.resolve(task, PortName(port));
     let code = match target {
         None => KernReturn::SendInvalidDest.code() as i32,
         Some(target) => {
+            // SAFETY: the cache keeps an `Arc` of the target, and nothing changes the cache
+            // until this guest's next call (the kernel never touches it, and no guest code
+            // runs meanwhile); the reference points into that `Arc`'s allocation.
+            let target: &TaskShared = unsafe { &*target };
             let mut cx = kernel::Caller {
-                task: Some(&task),
+                task: Some(task),
                 store: Some(caller.as_context_mut()),
                 component: false,
             };
-            KernReturn::to_guest(&op(&mut cx, &target))
+            KernReturn::to_guest(&op(&mut cx, target))
         }
     };
     trace_call(call, Some(task.id), Some(port), code);

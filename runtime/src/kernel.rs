@@ -149,17 +149,26 @@ fn check_ptrs(map: &VmMap, ptrs: &[u32]) -> KernResult<()> {
         .try_for_each(|&p| check_ptr(map, p, VmProt::WRITE))
 }
 
-/// Rule 3, size 0: the call succeeds right away, changing no memory and no map entry, but
-/// its out-values are still written, so the caller's out-pointers `outs` must be valid
-/// (`KERN_INVALID_ARGUMENT`); they get `values`. Host doors pass no pointers.
+/// Rule 1.1 and rule 3, for a call of size 0: a terminated target is
+/// `MACH_SEND_INVALID_DEST`; otherwise the call succeeds right away, changing no memory and
+/// no map entry, but its out-values are still written, so the caller's out-pointers `outs`
+/// must be valid (`KERN_INVALID_ARGUMENT`); they get `values`. Such a call touches nothing
+/// of the target, so only the caller's map is locked (for the out-pointers; host doors
+/// pass none) and the target's termination is read from its flag.
 fn size_zero(
-    maps: &Maps<'_>,
     caller: Option<&TaskShared>,
+    target: &TaskShared,
     outs: &[u32],
     values: &[u32],
 ) -> KernResult<()> {
-    if let Some(caller) = caller {
-        check_ptrs(maps.caller(), outs)?;
+    if target.space.is_dead() {
+        return Err(KernReturn::SendInvalidDest);
+    }
+    if let Some(caller) = caller
+        && !outs.is_empty()
+    {
+        let state = caller.space.lock();
+        check_ptrs(&state.map, outs)?;
         write_outs(&caller.space, outs, values);
     }
     Ok(())
@@ -341,14 +350,14 @@ pub(crate) fn vm_allocate(
     size: u32,
     anywhere: bool,
 ) -> KernResult<u32> {
-    let mut maps = lock(cx.task, target)?;
     if size == 0 {
         let out = match address {
             InAddr::Ptr(p) => Some(p),
             InAddr::Value(_) => None,
         };
-        return size_zero(&maps, cx.task, out.as_slice(), &[0]).map(|()| 0);
+        return size_zero(cx.task, target, out.as_slice(), &[0]).map(|()| 0);
     }
+    let mut maps = lock(cx.task, target)?;
     let count = u64::from(size).div_ceil(PAGE) as u32;
     let fixed_first = if anywhere {
         None
@@ -392,10 +401,10 @@ pub(crate) fn vm_allocate(
 
 /// `vm_deallocate`.
 pub(crate) fn vm_deallocate(target: &TaskShared, address: u32, size: u32) -> KernResult<()> {
-    let mut maps = lock(None, target)?;
     if size == 0 {
-        return size_zero(&maps, None, &[], &[]);
+        return size_zero(None, target, &[], &[]);
     }
+    let mut maps = lock(None, target)?;
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
     let state = maps.target_mut();
     if target
@@ -417,11 +426,14 @@ pub(crate) fn vm_protect(
     set_maximum: bool,
     prot: u32,
 ) -> KernResult<()> {
-    let mut maps = lock(None, target)?;
+    if target.space.is_dead() {
+        return Err(KernReturn::SendInvalidDest);
+    }
     let prot = VmProt::from_bits(prot).ok_or(KernReturn::InvalidArgument)?;
     if size == 0 {
-        return size_zero(&maps, None, &[], &[]);
+        return size_zero(None, target, &[], &[]);
     }
+    let mut maps = lock(None, target)?;
     let range = PageRange::covering(address, size).ok_or(KernReturn::InvalidArgument)?;
     maps.target().check_protect(range, prot)?;
     target.space.change(maps.target_mut(), range, |map| {
@@ -439,11 +451,11 @@ pub(crate) fn vm_read(
     outs: Option<[u32; 2]>,
 ) -> KernResult<(u32, u32)> {
     let caller = cx.task();
-    let mut maps = lock(Some(caller), target)?;
     let outs = outs.as_ref().map_or(&[][..], |o| &o[..]);
     if size == 0 {
-        return size_zero(&maps, Some(caller), outs, &[0, 0]).map(|()| (0, 0));
+        return size_zero(Some(caller), target, outs, &[0, 0]).map(|()| (0, 0));
     }
+    let mut maps = lock(Some(caller), target)?;
     check_source(&maps, address, size, true)?;
     check_ptrs(maps.caller(), outs)?;
     let count = size >> PAGE_SHIFT;
@@ -488,10 +500,10 @@ pub(crate) fn vm_read_bytes(
     address: u32,
     size: u32,
 ) -> KernResult<Vec<u8>> {
-    let maps = lock(room_in, target)?;
     if size == 0 {
-        return size_zero(&maps, None, &[], &[]).map(|()| Vec::new());
+        return size_zero(None, target, &[], &[]).map(|()| Vec::new());
     }
+    let maps = lock(room_in, target)?;
     check_source(&maps, address, size, true)?;
     if let Some(caller) = room_in {
         let (map, pages) = (maps.caller(), size >> PAGE_SHIFT);
@@ -525,11 +537,11 @@ pub(crate) fn vm_read_overwrite(
     dst: Dst<'_>,
     out_size: Option<u32>,
 ) -> KernResult<u32> {
-    let mut maps = lock(cx.task, target)?;
     let outs = out_size.as_slice();
     if size == 0 {
-        return size_zero(&maps, cx.task, outs, &[0]).map(|()| 0);
+        return size_zero(cx.task, target, outs, &[0]).map(|()| 0);
     }
+    let mut maps = lock(cx.task, target)?;
     let dst_ok = match &dst {
         Dst::Task(data) => aligned(*data),
         Dst::Host(buf) => buf.len() == size as usize,
@@ -577,10 +589,10 @@ pub(crate) fn vm_write(
     src: Src<'_>,
     count: u32,
 ) -> KernResult<()> {
-    let mut maps = lock(cx.task, target)?;
     if count == 0 {
-        return size_zero(&maps, None, &[], &[]);
+        return size_zero(None, target, &[], &[]);
     }
+    let mut maps = lock(cx.task, target)?;
     let src_ok = match &src {
         Src::Task(data) => {
             maps.caller()
@@ -622,10 +634,10 @@ pub(crate) fn vm_write(
 
 /// `vm_copy`, inside `target`.
 pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -> KernResult<()> {
-    let mut maps = lock(None, target)?;
     if count == 0 {
-        return size_zero(&maps, None, &[], &[]);
+        return size_zero(None, target, &[], &[]);
     }
+    let mut maps = lock(None, target)?;
     check_source(&maps, source, count, aligned(dest))?;
     maps.target().check_access(dest, count, VmProt::WRITE)?;
     let space = &target.space;

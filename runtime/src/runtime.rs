@@ -19,7 +19,7 @@ use crate::port::Mortal;
 use crate::segments::TaskSegments;
 use crate::space::{AddressSpace, CopyMode, CopyPolicy, PAGE, SpaceOptions};
 use crate::task::Task;
-use crate::task_state::{TaskData, TaskShared};
+use crate::task_state::{TargetCache, TaskData, TaskShared};
 
 /// A live task as [`Runtime::tasks`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -398,6 +398,7 @@ impl Runtime {
                 instance: None,
                 component: None,
                 segments: module.inner.segments.clone().map(TaskSegments::new),
+                targets: TargetCache::default(),
             },
         );
         if let Some(fuel) = options.fuel {

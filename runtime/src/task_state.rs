@@ -26,6 +26,57 @@ pub(crate) struct TaskData {
     /// The data segments `memory.init` copies from, when the module's bulk-memory
     /// instructions were rewritten into checked calls (see [`crate::bulk`]).
     pub(crate) segments: Option<TaskSegments>,
+    /// The guest's recently used port names, resolved (see [`TargetCache`]).
+    pub(crate) targets: TargetCache,
+}
+
+/// The last few names a guest called through, with the tasks they name: a name never
+/// changes meaning (a namespace only grows), so a hit skips the namespace's lock and the
+/// reference count of a lookup. Only the guest's own thread, inside its store, touches it.
+/// An entry keeps its task's state (not its memory: a terminated task's is released) until
+/// it is replaced, which happens first to entries whose task has terminated.
+#[derive(Default)]
+pub(crate) struct TargetCache {
+    entries: [Option<(PortName, Arc<TaskShared>)>; TargetCache::SIZE],
+    /// The entry the next miss replaces, unless one names a terminated task.
+    next: usize,
+}
+
+impl TargetCache {
+    const SIZE: usize = 4;
+
+    /// The live task `name` names in `owner`'s namespace, looked up there on a miss. The
+    /// task is kept by the cache, which the caller must not change while it uses it.
+    pub(crate) fn resolve(
+        &mut self,
+        owner: &TaskShared,
+        name: PortName,
+    ) -> Option<*const TaskShared> {
+        if let Some(slot) = self
+            .entries
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|(n, _)| *n == name))
+        {
+            let (_, task) = self.entries[slot].as_ref()?;
+            if task.is_alive() {
+                return Some(Arc::as_ptr(task));
+            }
+            self.entries[slot] = None;
+            return None;
+        }
+        let task = owner.target(name)?;
+        let slot = self
+            .entries
+            .iter()
+            .position(|e| e.as_ref().is_none_or(|(_, t)| !t.is_alive()))
+            .unwrap_or_else(|| {
+                self.next = (self.next + 1) % Self::SIZE;
+                self.next
+            });
+        let ptr = Arc::as_ptr(&task);
+        self.entries[slot] = Some((name, task));
+        Some(ptr)
+    }
 }
 
 /// What other tasks and the kernel reach of a task.
