@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use wasmach::{PortName, Runtime, Task, VM_PAGE_SIZE};
+use wasmach::{CopyMode, PortName, Runtime, RuntimeOptions, Task, VM_PAGE_SIZE};
 
 const PAGE: u32 = VM_PAGE_SIZE;
 const GUEST: &str = include_str!("guest.wat");
@@ -369,6 +369,13 @@ fn spawn(c: &mut Criterion) {
     });
     group.bench_function(BenchmarkId::new("wasmach_spawn", "compiled"), |b| {
         b.iter(|| black_box(runtime.spawn(&module).expect("spawn")))
+    });
+    // Anonymous task memory (no memory file: every copy physical), the cost of the file.
+    let physical =
+        Runtime::with_options(RuntimeOptions::default().copy(CopyMode::Physical)).expect("runtime");
+    let physical_module = physical.compile(WAT).expect("compile");
+    group.bench_function(BenchmarkId::new("wasmach_spawn", "physical_copies"), |b| {
+        b.iter(|| black_box(physical.spawn(&physical_module).expect("spawn")))
     });
     group.finish();
 }

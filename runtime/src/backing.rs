@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use rustix::fs::{FallocateFlags, MemfdFlags};
 
-use crate::kern::{ADDRESS_SPACE_END, MAX_PAGES, PAGE_SHIFT};
+use crate::kern::{ADDRESS_SPACE_END, PAGE_SHIFT};
 use crate::lock::{Rank, RankedMutex};
 
 /// A task's memory file, and how many private mappings refer to each of its pages.
@@ -105,14 +105,24 @@ impl TaskFile {
     ) {
         let refs = self.refs.lock();
         let free = |page: u32| refs.get(page as usize).is_none_or(|&r| r == 0);
+        // Past the counted pages every page is free: one run, found at once.
+        let counted = end.min(refs.len() as u32);
         let mut page = first;
-        while page < end {
+        let mut last_free = None;
+        while page < counted {
             let start = page;
             let kind = free(page);
-            while page < end && free(page) == kind {
+            while page < counted && free(page) == kind {
                 page += 1;
             }
-            f(start, page, kind);
+            if kind && page == counted && counted < end {
+                last_free = Some(start); // joins the uncounted rest below
+            } else {
+                f(start, page, kind);
+            }
+        }
+        if page < end {
+            f(last_free.unwrap_or(page), end, true);
         }
     }
 
@@ -139,10 +149,11 @@ impl TaskFile {
         Ok(())
     }
 
-    /// Punches every page of the file that no private mapping refers to (the task
-    /// terminates: its own pages die, the snapshots others hold stay).
-    pub(crate) fn punch_unreferenced(&self) {
-        self.with_unreferenced(0, MAX_PAGES, |first, end, free| {
+    /// Punches every page of the file below page `end` that no private mapping refers to
+    /// (the task terminates: its own pages die, the snapshots others took of them stay; no
+    /// page at or past `end`, the end of its committed memory, was ever written).
+    pub(crate) fn punch_unreferenced(&self, end: u32) {
+        self.with_unreferenced(0, end, |first, end, free| {
             if free {
                 let _ = self.punch(first, end);
             }

@@ -221,7 +221,7 @@ impl AddressSpace {
         }
         match &self.file {
             // Its own pages die; the snapshots others took of them stay.
-            Some(file) => file.punch_unreferenced(),
+            Some(file) => file.punch_unreferenced(self.pages()),
             // A failure keeps the memory until the mapping is unmapped with the space.
             None => {
                 let _ = self.mapping.discard(0, self.byte_size());

@@ -73,14 +73,22 @@ impl Views {
 
     /// The maximal runs of `range` with one backing each: `(run, id)`.
     pub(crate) fn runs(&self, range: PageRange) -> Vec<(PageRange, u32)> {
-        let mut runs = Vec::new();
+        let mut runs: Vec<(PageRange, u32)> = Vec::new();
+        // Past the recorded pages every page is the task's own: one run, found at once.
+        let recorded = range.end().min(self.ids.len() as u32);
         let mut page = range.first();
-        while page < range.end() {
+        while page < recorded {
             let (start, id) = (page, self.id(page));
-            while page < range.end() && self.id(page) == id {
+            while page < recorded && self.id(page) == id {
                 page += 1;
             }
             runs.extend(PageRange::new(start, page).map(|run| (run, id)));
+        }
+        if let Some(rest) = PageRange::new(page, range.end()) {
+            match runs.last_mut() {
+                Some((last, 0)) => *last = last.union(rest),
+                _ => runs.push((rest, 0)),
+            }
         }
         runs
     }
@@ -139,6 +147,9 @@ impl Views {
     /// Forgets every segment (the task terminates), returning the file references their
     /// pages held.
     pub(crate) fn clear(&mut self) -> Vec<(Arc<TaskFile>, u32, u32)> {
+        if self.all_own() {
+            return Vec::new();
+        }
         let refs = self.file_refs(PageRange::ALL);
         *self = Views::default();
         refs
