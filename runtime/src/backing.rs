@@ -126,6 +126,11 @@ impl TaskFile {
         }
     }
 
+    /// Whether no private mapping refers to any page of the file (no snapshot of it lives).
+    pub(crate) fn unreferenced(&self) -> bool {
+        self.refs.lock().iter().all(|&r| r == 0)
+    }
+
     /// Whether exactly one private mapping refers to each page of `first..end` (the task's
     /// own, frozen by an earlier copy: no snapshot elsewhere depends on them).
     pub(crate) fn referenced_once(&self, first: u32, end: u32) -> bool {
@@ -158,6 +163,18 @@ impl TaskFile {
                 let _ = self.punch(first, end);
             }
         });
+    }
+
+    /// Punches the file's first `bytes` out, whatever refers to them (a reservation being
+    /// reset: no private mapping refers to the file any more).
+    pub(crate) fn punch_all(&self, bytes: u64) -> io::Result<()> {
+        rustix::fs::fallocate(
+            &self.fd,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            0,
+            bytes,
+        )?;
+        Ok(())
     }
 
     /// Punches the pages `first..end`, which the task maps as its own (no private mapping

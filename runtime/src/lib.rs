@@ -159,6 +159,7 @@ mod trace;
 // 1. the page table and the raw mapping
 mod backing;
 mod mapping;
+mod pool;
 mod views;
 mod vm_map;
 // 2. the address space

@@ -7,6 +7,7 @@
 //! | 3 | [`Rank::Bootstrap`] | the runtime's bootstrap registry, and its list of tasks (never both at once) | a lookup or an insertion only |
 //! | 4 | [`Rank::Ports`] | a task's port namespace | a lookup or an insertion only |
 //! | 5 | [`Rank::Shares`] | a task file's page reference counts (`crate::backing`) | counting, and punching the pages that lose their last reference |
+//! | 6 | [`Rank::Pool`] | the runtime's pool of reset reservations (`crate::pool`) | taking or putting one back |
 //!
 //! A thread may take a lock only if every lock it already holds has a lower rank (or the
 //! same rank with a lower key: the task id for maps). Nothing is called while a lock is held
@@ -37,6 +38,8 @@ pub(crate) enum Rank {
     Ports = 4,
     /// The reference counts of a task file's pages.
     Shares = 5,
+    /// The pool of reservations for new tasks.
+    Pool = 6,
 }
 
 /// A mutex with a [`Rank`]. It is `parking_lot`'s, which is eventually fair: a thread that
@@ -78,6 +81,11 @@ impl<T> RankedMutex<T> {
             #[cfg(debug_assertions)]
             _held: held,
         }
+    }
+
+    /// The value, without locking: the caller holds the only reference to the lock.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
     }
 
     /// Takes the lock, waiting for it (a rank a thread holds one of at a time).

@@ -141,6 +141,48 @@ impl Mapping {
         Ok(())
     }
 
+    /// Resets the reservation for a new task, after its old task's memory below `committed`
+    /// (bytes) was used: every page reads zero (the file's pages below `committed` are
+    /// punched out; anonymous memory is replaced) and is `PROT_NONE`, with no guard and no
+    /// private mapping. `remapped`: the old task mapped parts of the range anew (private
+    /// mappings of virtual copies), so the whole used range is mapped afresh; otherwise its
+    /// protections and guards are taken back in place.
+    pub(crate) fn reset(
+        &self,
+        file: Option<&TaskFile>,
+        committed: u64,
+        remapped: bool,
+    ) -> io::Result<()> {
+        if committed == 0 {
+            return Ok(());
+        }
+        match file {
+            Some(file) => {
+                if remapped {
+                    self.map_file(0, committed, GuestAccess::None, file, 0, true)?;
+                } else {
+                    self.protect(0, committed, GuestAccess::None)?;
+                    if guard_regions_supported() {
+                        self.guard(0, committed, false)?;
+                    }
+                }
+                file.punch_all(committed)
+            }
+            None => {
+                self.map_anonymous(0, committed, GuestAccess::None)?;
+                // SAFETY: advice on our own range just mapped; it changes no contents.
+                let _ = unsafe {
+                    mm::madvise(
+                        self.base().cast::<c_void>(),
+                        committed as usize,
+                        Advice::LinuxHugepage,
+                    )
+                };
+                Ok(())
+            }
+        }
+    }
+
     /// The address of byte 0 of the address space.
     pub(crate) fn base(&self) -> *mut u8 {
         self.base.as_ptr()

@@ -15,6 +15,7 @@ use crate::lock::{Rank, RankedMutex};
 use crate::mapping::GUARD_BYTES;
 use crate::module::{Image, ModuleInner, Prepared, TaskModule, prepare};
 use crate::names::MEMORY_EXPORT;
+use crate::pool::SpacePool;
 use crate::port::Mortal;
 use crate::segments::TaskSegments;
 use crate::space::{AddressSpace, CopyMode, CopyPolicy, PAGE, SpaceOptions};
@@ -73,6 +74,12 @@ pub struct RuntimeOptions {
     /// copy is physical ([`Runtime::virtual_copies`] tells). Observable values are the same
     /// either way (docs/spec.md §8).
     pub copy: CopyMode,
+    /// How many reservations of dropped tasks are kept for new ones (default 16; 0: none).
+    /// A spawn that finds one skips creating a 4 GiB reservation and its memory file (and the
+    /// drop skips tearing them down); a reservation is kept only reset (its memory zero, its
+    /// pages inaccessible, no snapshot of it held by another task), so a new task sees
+    /// nothing of the old one. Each costs a file descriptor and address space, no memory.
+    pub spawn_pool: usize,
     /// The fewest pages a `vm_read` or `vm_copy` shares in [`CopyMode::Auto`] (default
     /// 256, 16 MiB: from there the call and a read of every byte of the copy cost what a
     /// physical copy does, while the call alone costs under 1 % of it; see BENCHMARKS.md,
@@ -140,6 +147,7 @@ impl Default for RuntimeOptions {
             expected_tasks: 64,
             map_budget: None,
             copy: CopyMode::Auto,
+            spawn_pool: 16,
             virtual_copy_pages: 256,
         }
     }
@@ -182,6 +190,12 @@ impl RuntimeOptions {
         self
     }
 
+    /// Sets [`RuntimeOptions::spawn_pool`].
+    pub fn spawn_pool(mut self, reservations: usize) -> Self {
+        self.spawn_pool = reservations;
+        self
+    }
+
     /// Sets [`RuntimeOptions::virtual_copy_pages`].
     pub fn virtual_copy_pages(mut self, pages: u32) -> Self {
         self.virtual_copy_pages = pages;
@@ -217,6 +231,8 @@ pub(crate) struct RuntimeShared {
     tasks: RankedMutex<Vec<Weak<TaskShared>>>,
     /// [`RuntimeOptions::effective_map_budget`], computed once.
     map_budget: u32,
+    /// Reset reservations of dropped tasks ([`RuntimeOptions::spawn_pool`]).
+    pool: Arc<SpacePool>,
     next_id: AtomicU64,
     options: RuntimeOptions,
 }
@@ -267,6 +283,7 @@ impl Runtime {
                 bootstrap: Arc::new(Bootstrap::new()),
                 tasks: RankedMutex::new(Rank::Bootstrap, Vec::new()),
                 map_budget: options.effective_map_budget(),
+                pool: Arc::new(SpacePool::new(options.spawn_pool)),
                 next_id: AtomicU64::new(1),
                 options,
             }),
@@ -276,6 +293,13 @@ impl Runtime {
     /// The wasmtime engine every task of this runtime runs on.
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
+    }
+
+    /// For tests: how many reservations of dropped tasks the pool keeps
+    /// ([`RuntimeOptions::spawn_pool`]).
+    #[doc(hidden)]
+    pub fn debug_pooled(&self) -> usize {
+        self.shared.pool.len()
     }
 
     /// Whether copies between task memories can be virtual here: the options ask for them
@@ -379,8 +403,14 @@ impl Runtime {
             },
         };
         let space = Arc::new(
-            AddressSpace::new(id, plan.initial, plan.limit, space_options)
-                .context("cannot reserve the task's address space")?,
+            AddressSpace::new(
+                id,
+                plan.initial,
+                plan.limit,
+                space_options,
+                Some(self.shared.pool.clone()),
+            )
+            .context("cannot reserve the task's address space")?,
         );
         let component = matches!(module.inner.image, Image::Component(_));
         let shared = TaskShared::new(

@@ -3,6 +3,7 @@
 //! uses to touch its bytes.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -10,6 +11,7 @@ use crate::backing::{TaskFile, any_written, files_supported};
 use crate::kern::{KernResult, KernReturn, MAX_PAGES, PAGE_SHIFT, VM_PAGE_SIZE};
 use crate::lock::{Rank, RankedGuard, RankedMutex};
 use crate::mapping::{Mapping, guard_regions_supported};
+use crate::pool::{Reserved, SpacePool};
 use crate::views::{Backing, Views};
 use crate::vm_map::{GuestAccess, PageKind, PageRange, VmMap};
 
@@ -22,6 +24,9 @@ pub(crate) struct MapState {
     runs: u32,
     /// What backs each page (with a task file: see [`crate::views`]).
     pub(crate) views: Views,
+    /// Whether parts of the mapping were mapped anew (private mappings of virtual copies,
+    /// pages given back from them): a reservation put back in the pool is then remapped.
+    remapped: bool,
 }
 
 /// Freed pages are handed back to the kernel once at least this many (4 MiB) wait: a large
@@ -113,7 +118,10 @@ enum SyncError {
 
 /// One task's address space.
 pub(crate) struct AddressSpace {
-    mapping: Mapping,
+    /// The reservation; taken out only when the space drops (see its `Drop`).
+    mapping: ManuallyDrop<Mapping>,
+    /// Where the reservation goes back, reset, when the space drops.
+    pool: Option<Arc<SpacePool>>,
     /// Bytes committed (the wasm memory's current size). Only grows, and only while the
     /// task's store is held.
     committed: AtomicU64,
@@ -143,10 +151,44 @@ impl AddressSpace {
         initial: u32,
         limit: u32,
         options: SpaceOptions,
+        pool: Option<Arc<SpacePool>>,
     ) -> io::Result<AddressSpace> {
+        let want_file = options.copy.mode != CopyMode::Physical && files_supported();
+        let reused = pool.as_ref().and_then(|pool| pool.take(want_file));
+        let (mapping, file) = match reused {
+            Some(Reserved { mapping, file }) => (mapping, file),
+            None => Self::reserve(key, want_file)?,
+        };
+        let bytes = u64::from(initial) << PAGE_SHIFT;
+        mapping.commit(0, bytes)?;
+        Ok(AddressSpace {
+            mapping: ManuallyDrop::new(mapping),
+            pool,
+            committed: AtomicU64::new(bytes),
+            state: RankedMutex::new(
+                Rank::Map,
+                MapState {
+                    map: VmMap::new(limit, initial),
+                    // the committed prefix, then the rest of the reservation
+                    runs: if initial > 0 { 2 } else { 1 },
+                    views: Views::default(),
+                    remapped: false,
+                },
+            ),
+            key,
+            dead: AtomicBool::new(false),
+            kernel_growing: AtomicBool::new(false),
+            options,
+            guards: options.guest_protection && guard_regions_supported(),
+            file,
+        })
+    }
+
+    /// A fresh reservation, with a memory file if `want_file` and one can be made.
+    fn reserve(key: u64, want_file: bool) -> io::Result<(Mapping, Option<Arc<TaskFile>>)> {
         // A task file takes a file descriptor: where the process has none left (or the
         // kernel cannot share), the task gets anonymous memory, and its copies are physical.
-        let file = if options.copy.mode != CopyMode::Physical && files_supported() {
+        let file = if want_file {
             match TaskFile::create() {
                 Ok(file) => Some(Arc::new(file)),
                 Err(e) => {
@@ -158,27 +200,7 @@ impl AddressSpace {
             None
         };
         let mapping = Mapping::reserve(file.as_deref())?;
-        let bytes = u64::from(initial) << PAGE_SHIFT;
-        mapping.commit(0, bytes)?;
-        Ok(AddressSpace {
-            mapping,
-            committed: AtomicU64::new(bytes),
-            state: RankedMutex::new(
-                Rank::Map,
-                MapState {
-                    map: VmMap::new(limit, initial),
-                    // the committed prefix, then the rest of the reservation
-                    runs: if initial > 0 { 2 } else { 1 },
-                    views: Views::default(),
-                },
-            ),
-            key,
-            dead: AtomicBool::new(false),
-            kernel_growing: AtomicBool::new(false),
-            options,
-            guards: options.guest_protection && guard_regions_supported(),
-            file,
-        })
+        Ok((mapping, file))
     }
 
     /// Whether the table binds the task's own loads and stores.
@@ -216,9 +238,10 @@ impl AddressSpace {
     fn terminate_locked(&self, state: &mut MapState) {
         self.dead.store(true, Ordering::Release);
         state.map.clear();
-        for (file, first, end) in state.views.clear() {
-            file.drop_refs(first, end);
-        }
+        // Its snapshots are let go of, and the pages that mapped them mapped anew, before
+        // the references go: guest code of the task still running (until its call returns
+        // and its store is dropped) must not see a file page that another task may reuse.
+        self.release_snapshots(state, PageRange::ALL);
         match &self.file {
             // Its own pages die; the snapshots others took of them stay.
             Some(file) => file.punch_unreferenced(self.pages()),
@@ -671,6 +694,7 @@ impl AddressSpace {
         file: &Arc<TaskFile>,
         run: PageRange,
     ) -> io::Result<()> {
+        state.remapped = true;
         for (other, first, end) in state.views.file_refs(run) {
             other.drop_refs(first, end);
         }
@@ -804,6 +828,7 @@ impl AddressSpace {
         state
             .views
             .set_private(range, Some(file.clone()), file_first);
+        state.remapped = true;
         Ok(())
     }
 
@@ -1020,11 +1045,35 @@ impl AddressSpace {
 }
 
 impl Drop for AddressSpace {
+    /// Releases the snapshots the space's pages still hold (a terminated task's already
+    /// were), then puts the reservation back in the pool, reset, if there is room and no
+    /// other task holds a snapshot of its file; otherwise unmaps it. Nobody else can reach
+    /// the space any more, so nothing is locked but the pool.
     fn drop(&mut self) {
-        // The snapshots this task's pages hold are released (a terminated task's already
-        // were).
-        for (file, first, end) in self.lock().views.clear() {
+        let state = self.state.get_mut();
+        for (file, first, end) in state.views.clear() {
             file.drop_refs(first, end);
+        }
+        let remapped = state.remapped;
+        // SAFETY: the mapping is taken out once, here, as the space drops; nothing uses it
+        // afterwards.
+        let mapping = unsafe { ManuallyDrop::take(&mut self.mapping) };
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        let shared_elsewhere = self.file.as_ref().is_some_and(|f| !f.unreferenced());
+        if !pool.has_room() || shared_elsewhere {
+            return;
+        }
+        let committed = self.committed.load(Ordering::Acquire);
+        if mapping
+            .reset(self.file.as_deref(), committed, remapped)
+            .is_ok()
+        {
+            pool.put(Reserved {
+                mapping,
+                file: self.file.take(),
+            });
         }
     }
 }
@@ -1117,7 +1166,7 @@ mod tests {
                 threshold_pages: 0,
             },
         };
-        AddressSpace::new(1, initial, limit, options).unwrap()
+        AddressSpace::new(1, initial, limit, options, None).unwrap()
     }
 
     /// The number of lines of `/proc/self/maps` that overlap the space's reservation.

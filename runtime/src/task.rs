@@ -665,6 +665,11 @@ impl Task {
             .backing_name(address >> crate::kern::PAGE_SHIFT)
     }
 
+    /// For tests: the host address of the task's byte 0 (tells a reused reservation).
+    pub fn debug_base(&self) -> usize {
+        self.shared.space.base() as usize
+    }
+
     /// For tests: the bytes of memory the task's memory file holds (its own pages, and
     /// the snapshots of them others still share), or `None` for anonymous task memory.
     pub fn debug_file_bytes(&self) -> Option<u64> {

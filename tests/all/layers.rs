@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "the page table, the raw mapping and what backs it",
-        &["vm_map", "mapping", "backing", "views"],
+        &["vm_map", "mapping", "backing", "views", "pool"],
     ),
     ("the address space", &["space"]),
     (

@@ -18,6 +18,7 @@ mod modules;
 mod ports;
 mod protection;
 mod readme;
+mod spawn_pool;
 mod stress;
 mod threads;
 mod virtual_copy;

@@ -1,0 +1,64 @@
+//! Reservations of terminated tasks kept for new ones: a spawn that finds one skips the
+//! system calls of a fresh address space (the 4 GiB reservation and its memory file) and
+//! their teardown. A reservation is put back only reset: its memory reads zero, every page
+//! `PROT_NONE`, no guard, no private mapping, and no other task holds a snapshot of its
+//! file; a new task can see nothing of the old one.
+
+use std::sync::Arc;
+
+use crate::backing::TaskFile;
+use crate::lock::{Rank, RankedMutex};
+use crate::mapping::Mapping;
+
+/// A reset reservation, and its memory file if it has one.
+pub(crate) struct Reserved {
+    /// The reservation.
+    pub(crate) mapping: Mapping,
+    /// Its memory file (shareable memory), or `None` (anonymous memory).
+    pub(crate) file: Option<Arc<TaskFile>>,
+}
+
+/// The runtime's pool of reservations, at most `capacity` of them.
+pub(crate) struct SpacePool {
+    kept: RankedMutex<Vec<Reserved>>,
+    capacity: usize,
+}
+
+impl SpacePool {
+    /// A pool keeping at most `capacity` reservations (0: none).
+    pub(crate) fn new(capacity: usize) -> SpacePool {
+        SpacePool {
+            kept: RankedMutex::new(Rank::Pool, Vec::new()),
+            capacity,
+        }
+    }
+
+    /// A reservation with a memory file (`file`) or without, if one is kept.
+    pub(crate) fn take(&self, file: bool) -> Option<Reserved> {
+        let mut kept = self.kept.lock();
+        let index = kept.iter().rposition(|r| r.file.is_some() == file)?;
+        Some(kept.swap_remove(index))
+    }
+
+    /// Whether a reservation put back now would be kept.
+    pub(crate) fn has_room(&self) -> bool {
+        self.capacity > 0 && self.kept.lock().len() < self.capacity
+    }
+
+    /// Keeps `reserved` (already reset) if there is room; otherwise it is dropped (unmapped)
+    /// here, outside the lock.
+    pub(crate) fn put(&self, reserved: Reserved) {
+        let mut kept = self.kept.lock();
+        if kept.len() < self.capacity {
+            kept.push(reserved);
+            return;
+        }
+        drop(kept);
+        drop(reserved);
+    }
+
+    /// How many reservations are kept (see `Runtime::debug_pooled`).
+    pub(crate) fn len(&self) -> usize {
+        self.kept.lock().len()
+    }
+}
