@@ -74,132 +74,12 @@ impl Pair {
     }
 }
 
-/// A page-aligned host buffer. Task-to-task copies move page-aligned bytes; the host-side
-/// buffers get the same alignment, so that every case is measured alike. (On this machine's
-/// CPU, glibc's memcpy between two heap `Vec`s whose addresses differ by a few bytes modulo
-/// 4 KiB runs many times slower: see the `per_call` group.)
-struct PageBuf {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-impl PageBuf {
-    fn new(len: usize, byte: impl Fn(usize) -> u8) -> PageBuf {
-        let layout = std::alloc::Layout::from_size_align(len, PAGE as usize).expect("layout");
-        // SAFETY: `len > 0` (every size is at least one page).
-        let ptr = std::ptr::NonNull::new(unsafe { std::alloc::alloc(layout) }).expect("alloc");
-        // SAFETY: `ptr` is a fresh allocation of `len` bytes; every byte is written here.
-        let slice = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
-        for (i, b) in slice.iter_mut().enumerate() {
-            *b = byte(i);
-        }
-        PageBuf { ptr, len }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        // SAFETY: `len` initialised bytes owned by `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `len` initialised bytes owned by `self`, borrowed mutably.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for PageBuf {
-    fn drop(&mut self) {
-        let layout = std::alloc::Layout::from_size_align(self.len, PAGE as usize).expect("layout");
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
-    }
-}
-
-/// A child process holding `len` bytes at a known address, for `process_vm_readv`.
-struct Child {
-    pid: libc::pid_t,
-    remote: PageBuf,
-}
-
-impl Child {
-    fn new(len: usize) -> Child {
-        let remote = PageBuf::new(len, |i| (i * 7 + 3) as u8);
-        // SAFETY: the child only calls async-signal-safe `pause` until it is killed; it
-        // keeps the parent's copy of `remote` at the same address.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            loop {
-                // SAFETY: `pause` has no preconditions.
-                unsafe { libc::pause() };
-            }
-        }
-        Child { pid, remote }
-    }
-
-    fn read(&self, local: &mut [u8]) {
-        let local_iov = libc::iovec {
-            iov_base: local.as_mut_ptr().cast(),
-            iov_len: local.len(),
-        };
-        let remote_iov = libc::iovec {
-            iov_base: self.remote.as_slice().as_ptr() as *mut libc::c_void,
-            iov_len: local.len(),
-        };
-        // SAFETY: both iovecs describe `local.len()` valid bytes: `local` here, and the
-        // child's copy of `remote` (same address after fork).
-        let n = unsafe { libc::process_vm_readv(self.pid, &local_iov, 1, &remote_iov, 1, 0) };
-        assert_eq!(n, local.len() as isize, "process_vm_readv");
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        // SAFETY: `pid` is our child; we kill and reap it.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
-    }
-}
-
-/// Two plain wasmtime instances (default engine) with exported memories: the baseline of
-/// copying between sandboxes without wasmach.
-struct Plain {
-    a: (wasmtime::Store<()>, wasmtime::Memory),
-    b: (wasmtime::Store<()>, wasmtime::Memory),
-}
-
-impl Plain {
-    fn new(pages: u32) -> Plain {
-        let engine = wasmtime::Engine::default();
-        let wat = format!("(module (memory (export \"memory\") {}))", pages + 1);
-        let module = wasmtime::Module::new(&engine, wat).expect("module");
-        let make = || {
-            let mut store = wasmtime::Store::new(&engine, ());
-            let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instance");
-            let memory = instance.get_memory(&mut store, "memory").expect("memory");
-            memory.data_mut(&mut store).fill(1);
-            (store, memory)
-        };
-        Plain {
-            a: make(),
-            b: make(),
-        }
-    }
-
-    fn copy(&mut self, len: usize) {
-        let mut buf = vec![0u8; len];
-        self.a
-            .1
-            .read(&self.a.0, PAGE as usize, &mut buf)
-            .expect("read");
-        self.b
-            .1
-            .write(&mut self.b.0, PAGE as usize, &buf)
-            .expect("write");
-    }
-}
+// The baselines' fixtures (page-aligned buffers, the `process_vm_readv` child, two plain
+// wasmtime instances), shared with `wasmach bench`.
+#[allow(dead_code)]
+#[path = "../runtime/cli/src/bench/baselines.rs"]
+mod baselines;
+use baselines::{Child, PageBuf, Plain};
 
 fn transfer(c: &mut Criterion) {
     let runtime = Runtime::new().expect("runtime");
@@ -224,12 +104,15 @@ fn transfer(c: &mut Criterion) {
                     .copy_from_slice(black_box(src.as_slice()))
             });
         });
-        let mut plain = Plain::new(pages);
-        group.bench_function("baseline/vec_double_copy", |b| b.iter(|| plain.copy(len)));
+        let mut plain = Plain::new(pages).expect("plain instances");
+        group.bench_function("baseline/vec_double_copy", |b| {
+            b.iter(|| plain.copy(len).expect("copy"))
+        });
         drop(plain);
-        let child = Child::new(len);
+        let remote = PageBuf::new(len, |i| (i * 7 + 3) as u8);
+        let child = Child::new(&remote).expect("child");
         group.bench_function("baseline/process_vm_readv", |b| {
-            b.iter(|| child.read(dst.as_mut_slice()))
+            b.iter(|| child.read(dst.as_mut_slice()).expect("process_vm_readv"))
         });
         drop(child);
 

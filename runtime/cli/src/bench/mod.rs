@@ -7,6 +7,7 @@
 //! repeated samples with its spread. A progress bar runs on a terminal's stderr; the table
 //! (or `--json`) goes to stdout; `--out DIR` adds an SVG plot and a CSV file.
 //!
+//! - [`baselines`]: the baselines' fixtures (shared with `benches/transfer.rs`).
 //! - [`cases`]: what is measured (the case list, with its copy-mode dimension) and the
 //!   fixtures each case runs on.
 //! - [`measure`]: sampling and the statistics of the samples.
@@ -14,6 +15,7 @@
 //! - [`report`]: the table, the JSON and the CSV.
 //! - [`plot`]: the SVG plot.
 
+mod baselines;
 mod cases;
 mod machine;
 mod measure;
