@@ -1211,6 +1211,34 @@ mod tests {
     }
 
     #[test]
+    fn a_terminated_task_no_longer_maps_the_pages_it_shared() {
+        // Terminated by a failure, a task's own guest code may still run until its call
+        // returns: its pages must not map another task's file, which may be reused.
+        let (source, reader) = (space(4, 8, false, 64), space(4, 8, false, 64));
+        // SAFETY: page 1 of the source is allocated and read-write.
+        unsafe { std::ptr::write_bytes(source.at(PAGE as u32), 7, PAGE as usize) };
+        let range = PageRange::new(1, 2).unwrap();
+        let frozen = source
+            .freeze(&mut source.lock(), range, true)
+            .unwrap()
+            .expect("shareable");
+        assert_eq!(reader.map_frozen(&mut reader.lock(), 1, &frozen), Ok(true));
+        drop(frozen);
+        let file = source.file.clone().unwrap();
+        assert_eq!(file.refs(1), 2, "the source and the reader");
+        // SAFETY: page 1 of the reader is committed and mapped readable (no protection).
+        assert_eq!(unsafe { reader.at(PAGE as u32).read() }, 7);
+        reader.terminate();
+        assert_eq!(file.refs(1), 1, "the reader let go");
+        // SAFETY: as above; the reader is dead, but its page is still mapped (no protection).
+        assert_eq!(
+            unsafe { reader.at(PAGE as u32).read() },
+            0,
+            "the reader's page maps its own memory now"
+        );
+    }
+
+    #[test]
     fn a_failed_mprotect_undoes_the_change_and_reports_resource_shortage() {
         let space = space(4, 8, true, 64);
         // SAFETY: page 1 is committed; only its address is formed.
