@@ -8,7 +8,8 @@
 //! - `per_call`: the cost of one call: a one-page transfer against a 64 KiB memcpy, a
 //!   zero-size call against a no-op import and an 8-byte copy through kept handles, a
 //!   failing call (bad alignment: the check-and-return path), and the cheapest import.
-//! - `spawn`: spawning a task from a compiled module against wasmtime's plain instantiate.
+//! - `spawn`: spawning (and dropping) a task from a compiled module, with the default options
+//!   and with physical copies, against wasmtime's `Instance::new` and `InstancePre::instantiate`.
 //!
 //! `cargo bench --bench transfer` runs it all; `cargo test --benches` runs each case once.
 
@@ -248,6 +249,16 @@ fn spawn(c: &mut Criterion) {
         b.iter(|| {
             let mut store = wasmtime::Store::new(&engine, ());
             black_box(wasmtime::Instance::new(&mut store, &plain, &[]).expect("instance"));
+        })
+    });
+    // wasmtime's fastest path with the default allocator: a pre-linked `InstancePre`.
+    let pre = wasmtime::Linker::new(&engine)
+        .instantiate_pre(&plain)
+        .expect("instance pre");
+    group.bench_function("baseline/wasmtime_instance_pre", |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(&engine, ());
+            black_box(pre.instantiate(&mut store).expect("instance"));
         })
     });
     group.bench_function(BenchmarkId::new("wasmach_spawn", "compiled"), |b| {
