@@ -200,6 +200,21 @@ fn per_call(c: &mut Criterion) {
     group.bench_function("guest/vm_read_overwrite_1_page", |b| {
         b.iter_custom(|n| pair.guest_loop("read_overwrite", (port, p, p, 2 * p, n as i32)))
     });
+    // The same page through the guest's own `memory.copy`, and both with guest protection
+    // off (a second runtime), in this one run.
+    group.bench_function("guest/memory_copy_1_page", |b| {
+        b.iter_custom(|n| pair.guest_loop("memory_copy", (2 * p, p, p, n as i32)))
+    });
+    let unprotected =
+        Runtime::with_options(RuntimeOptions::default().guest_protection(false)).expect("runtime");
+    let open = Pair::new(&unprotected, 1);
+    let open_port = open.port.0 as i32;
+    group.bench_function("guest/vm_read_overwrite_1_page_protection_off", |b| {
+        b.iter_custom(|n| open.guest_loop("read_overwrite", (open_port, p, p, 2 * p, n as i32)))
+    });
+    group.bench_function("guest/memory_copy_1_page_protection_off", |b| {
+        b.iter_custom(|n| open.guest_loop("memory_copy", (2 * p, p, p, n as i32)))
+    });
     group.bench_function("guest/failing_call_misaligned", |b| {
         let misaligned = (port, p + 1, p, 2 * p);
         b.iter_custom(|n| {
@@ -271,6 +286,33 @@ fn spawn(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("wasmach_spawn", "physical_copies"), |b| {
         b.iter(|| black_box(physical.spawn(&physical_module).expect("spawn")))
     });
+    // The guest programs of `guests/programs` (their "mach" imports are the runtime's; for
+    // plain wasmtime, imports that trap).
+    for (name, path) in [
+        ("producer", wasmach_guests::PRODUCER),
+        ("consumer", wasmach_guests::CONSUMER),
+    ] {
+        let bytes = std::fs::read(path).expect("guest program");
+        let module = runtime.compile(&bytes).expect("compile");
+        let plain = wasmtime::Module::new(&engine, &bytes).expect("module");
+        let mut linker = wasmtime::Linker::new(&engine);
+        linker
+            .define_unknown_imports_as_traps(&plain)
+            .expect("imports");
+        let pre = linker.instantiate_pre(&plain).expect("instance pre");
+        group.bench_function(
+            BenchmarkId::new("baseline/wasmtime_instance_pre", name),
+            |b| {
+                b.iter(|| {
+                    let mut store = wasmtime::Store::new(&engine, ());
+                    black_box(pre.instantiate(&mut store).expect("instance"));
+                })
+            },
+        );
+        group.bench_function(BenchmarkId::new("wasmach_spawn", name), |b| {
+            b.iter(|| black_box(runtime.spawn(&module).expect("spawn")))
+        });
+    }
     group.finish();
 }
 
