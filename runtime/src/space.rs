@@ -650,20 +650,7 @@ impl AddressSpace {
         if state.views.all_own() {
             return file.punch_own(range.first(), range.end());
         }
-        let window = self.window(range);
-        let before = self.count_runs(state, window.clone(), None);
-        let mut result = Ok(());
-        for (run, id) in state.views.runs(range) {
-            let step = if id == 0 {
-                file.punch_own(run.first(), run.end())
-            } else {
-                self.unshare(state, file, run)
-            };
-            result = result.and(step);
-        }
-        let after = self.count_runs(state, window, None);
-        state.runs = (i64::from(state.runs) + after - before) as u32;
-        result
+        self.unshare_range(state, file, range, true)
     }
 
     /// Lets go of the snapshots the pages of `range` (just freed) map, at once rather than
@@ -674,16 +661,34 @@ impl AddressSpace {
         let (Some(file), false) = (&self.file, state.views.all_own() || range.is_empty()) else {
             return;
         };
+        // A failure keeps the memory of pages no one can reach (see `discard`).
+        let _ = self.unshare_range(state, file, range, false);
+    }
+
+    /// Takes every page of `range` backed by a private mapping back from it (see
+    /// [`AddressSpace::unshare`]), and punches the task's own pages too if `own_too`,
+    /// keeping the count of kernel mappings in step.
+    fn unshare_range(
+        &self,
+        state: &mut MapState,
+        file: &Arc<TaskFile>,
+        range: PageRange,
+        own_too: bool,
+    ) -> io::Result<()> {
         let window = self.window(range);
         let before = self.count_runs(state, window.clone(), None);
+        let mut result = Ok(());
         for (run, id) in state.views.runs(range) {
-            if id != 0 {
-                // A failure keeps the memory of pages no one can reach (see `discard`).
-                let _ = self.unshare(state, file, run);
-            }
+            let step = match id {
+                0 if own_too => file.punch_own(run.first(), run.end()),
+                0 => Ok(()),
+                _ => self.unshare(state, file, run),
+            };
+            result = result.and(step);
         }
         let after = self.count_runs(state, window, None);
         state.runs = (i64::from(state.runs) + after - before) as u32;
+        result
     }
 
     /// Takes the pages `run`, all backed by one private mapping, back from it (reading
@@ -979,13 +984,10 @@ impl AddressSpace {
             Backing::Own => "own",
             Backing::Anonymous => "anonymous",
             Backing::Frozen { .. } => {
-                let run = PageRange::from_count(page, 1).unwrap_or(PageRange::ALL);
-                // SAFETY: only addresses inside the reservation are formed.
+                // SAFETY: only addresses of one page inside the reservation are formed.
                 let (start, end) = unsafe {
-                    (
-                        self.at(run.address() as u32),
-                        self.at(run.address() as u32).add(VM_PAGE_SIZE as usize),
-                    )
+                    let start = self.base().add((page as usize) << PAGE_SHIFT);
+                    (start, start.add(VM_PAGE_SIZE as usize))
                 };
                 match any_written(start, end) {
                     Some(false) => "shared",
