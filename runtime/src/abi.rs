@@ -156,8 +156,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskData>) -> anyhow::Result<()>
         "mach",
         "vm_copy",
         |mut c: Caller<'_, TaskData>, target: i32, source: i32, count: i32, dest: i32| {
-            with_target("vm_copy", &mut c, target, |_, t| {
-                kernel::vm_copy(t, source as u32, count as u32, dest as u32)
+            with_target("vm_copy", &mut c, target, |cx, t| {
+                kernel::vm_copy(cx, t, source as u32, count as u32, dest as u32)
             })
         },
     )?;

@@ -632,8 +632,15 @@ pub(crate) fn vm_write(
     Ok(())
 }
 
-/// `vm_copy`, inside `target`.
-pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -> KernResult<()> {
+/// `vm_copy`, inside `target`, for the caller `cx` (which only tells whether the target's
+/// own guest is the one calling: see `transfer`).
+pub(crate) fn vm_copy(
+    cx: &Caller<'_>,
+    target: &TaskShared,
+    source: u32,
+    count: u32,
+    dest: u32,
+) -> KernResult<()> {
     if count == 0 {
         return size_zero(None, target, &[], &[]);
     }
@@ -645,7 +652,7 @@ pub(crate) fn vm_copy(target: &TaskShared, source: u32, count: u32, dest: u32) -
     // lock still held; overlapping ranges are `memmove`d.
     unsafe {
         transfer(
-            &Caller::host(),
+            cx,
             &mut maps,
             From::Target,
             CopyCall::ReadOrCopy,

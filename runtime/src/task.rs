@@ -342,7 +342,7 @@ impl Task {
     /// `vm_copy` inside this task.
     pub fn vm_copy(&self, source: u32, count: u32, dest: u32) -> KernResult<()> {
         self.trace("vm_copy", || {
-            kernel::vm_copy(&self.shared, source, count, dest)
+            kernel::vm_copy(&Caller::host(), &self.shared, source, count, dest)
         })
     }
 }
@@ -557,7 +557,7 @@ impl<'t> Mach<'t> {
     /// `vm_copy` inside `target`.
     pub fn vm_copy(&self, target: PortName, source: u32, count: u32, dest: u32) -> KernResult<()> {
         self.trace("vm_copy", Some(target.raw()), || {
-            kernel::vm_copy(&*self.target(target)?, source, count, dest)
+            kernel::vm_copy(&self.caller(), &*self.target(target)?, source, count, dest)
         })
     }
 }

@@ -17,6 +17,8 @@ const BODY: &str = r#"
   (func (export "fill") (param i32 i32 i32) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
   (func (export "copy") (param i32 i32 i32) (memory.copy (local.get 0) (local.get 1) (local.get 2)))
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "copy_self") (param i32 i32 i32) (result i32)
+    (call $vm_copy (call $mach_task_self) (local.get 0) (local.get 1) (local.get 2)))
   (func (export "spray") (param $v i32) (param $len i32) (local $i i32)
     (block $done (loop $l
       (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
@@ -392,4 +394,26 @@ fn a_source_written_since_a_copy_is_shared_again_once_no_snapshot_needs_its_old_
     // and the sharing still breaks on the next write
     b.call::<(u32, u32), ()>("store", (0, 1)).unwrap();
     assert_eq!(read(&a, third, N * PAGE), want);
+}
+
+#[test]
+fn a_guest_copying_inside_itself_folds_its_written_pages_back_too() {
+    let rt = runtime_with(CopyMode::Virtual);
+    let t = task(&rt);
+    let bytes = fill(&t, 0, 4);
+    let copy = |t: &Task| t.call::<(u32, u32, u32), i32>("copy_self", (0, N * PAGE, 40 * PAGE));
+    assert_eq!(copy(&t).unwrap(), 0);
+    assert_eq!(t.debug_backing(40 * PAGE), "shared");
+    // The guest writes its source; the copy is let go of; the next copy, made by the guest
+    // itself (so no guest code of it runs meanwhile), shares the written pages again.
+    t.call::<(u32, u32), ()>("store", (PAGE, 5)).unwrap();
+    assert_eq!(t.debug_backing(PAGE), "written");
+    t.vm_deallocate(40 * PAGE, N * PAGE).unwrap();
+    assert_eq!(t.vm_allocate(40 * PAGE, N * PAGE, false), Ok(40 * PAGE));
+    assert_eq!(copy(&t).unwrap(), 0);
+    assert_eq!(t.debug_backing(PAGE), "shared");
+    assert_eq!(t.debug_backing(41 * PAGE), "shared");
+    let mut want = bytes;
+    want[PAGE as usize..PAGE as usize + 4].copy_from_slice(&5u32.to_le_bytes());
+    assert_eq!(read(&t, 40 * PAGE, N * PAGE), want);
 }
