@@ -9,7 +9,8 @@
 //!   zero-size call against a no-op import and an 8-byte copy through kept handles, a
 //!   failing call (bad alignment: the check-and-return path), and the cheapest import.
 //! - `spawn`: spawning (and dropping) a task from a compiled module, with the default options
-//!   and with physical copies, against wasmtime's `Instance::new` and `InstancePre::instantiate`.
+//!   and with physical copies, against wasmtime's `Instance::new` and `InstancePre::instantiate`
+//!   with its default allocator and with its pooling allocator.
 //!
 //! `cargo bench --bench transfer` runs it all; `cargo test --benches` runs each case once.
 
@@ -276,6 +277,19 @@ fn spawn(c: &mut Criterion) {
             black_box(pre.instantiate(&mut store).expect("instance"));
         })
     });
+    // wasmtime's pooling allocator (its fastest instantiation: slots reused, memory reset
+    // in place), sized like wasmach's spawn pool.
+    let pooled_engine = pooled_engine();
+    let pooled = wasmtime::Module::new(&pooled_engine, WAT).expect("module");
+    let pooled_pre = wasmtime::Linker::new(&pooled_engine)
+        .instantiate_pre(&pooled)
+        .expect("instance pre");
+    group.bench_function("baseline/wasmtime_pooling_instance_pre", |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(&pooled_engine, ());
+            black_box(pooled_pre.instantiate(&mut store).expect("instance"));
+        })
+    });
     group.bench_function(BenchmarkId::new("wasmach_spawn", "compiled"), |b| {
         b.iter(|| black_box(runtime.spawn(&module).expect("spawn")))
     });
@@ -309,11 +323,40 @@ fn spawn(c: &mut Criterion) {
                 })
             },
         );
+        let plain = wasmtime::Module::new(&pooled_engine, &bytes).expect("module");
+        let mut linker = wasmtime::Linker::new(&pooled_engine);
+        linker
+            .define_unknown_imports_as_traps(&plain)
+            .expect("imports");
+        let pre = linker.instantiate_pre(&plain).expect("instance pre");
+        group.bench_function(
+            BenchmarkId::new("baseline/wasmtime_pooling_instance_pre", name),
+            |b| {
+                b.iter(|| {
+                    let mut store = wasmtime::Store::new(&pooled_engine, ());
+                    black_box(pre.instantiate(&mut store).expect("instance"));
+                })
+            },
+        );
         group.bench_function(BenchmarkId::new("wasmach_spawn", name), |b| {
             b.iter(|| black_box(runtime.spawn(&module).expect("spawn")))
         });
     }
     group.finish();
+}
+
+/// An engine with wasmtime's pooling instance allocator, 16 slots (wasmach's default spawn
+/// pool), each memory a 4 GiB reservation as wasmach's.
+fn pooled_engine() -> wasmtime::Engine {
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_core_instances(16)
+        .total_memories(16)
+        .total_tables(16)
+        .total_component_instances(0);
+    let mut config = wasmtime::Config::new();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    wasmtime::Engine::new(&config).expect("pooling engine")
 }
 
 criterion_group!(benches, transfer, per_call, spawn);

@@ -154,11 +154,11 @@ impl TaskFile {
         Ok(())
     }
 
-    /// Punches every page of the file below page `end` that no private mapping refers to
-    /// (the task terminates: its own pages die, the snapshots others took of them stay; no
-    /// page at or past `end`, the end of its committed memory, was ever written).
-    pub(crate) fn punch_unreferenced(&self, end: u32) {
-        self.with_unreferenced(0, end, |first, end, free| {
+    /// Punches out the pages of `first..end` that no private mapping refers to (the task
+    /// terminates: its own pages die, the snapshots others took of them stay; no page at
+    /// or past the end of its committed memory was ever written).
+    pub(crate) fn punch_unreferenced(&self, first: u32, end: u32) {
+        self.with_unreferenced(first, end, |first, end, free| {
             if free {
                 let _ = self.punch(first, end);
             }

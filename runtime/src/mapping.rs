@@ -5,6 +5,7 @@
 use std::ffi::c_void;
 use std::io;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::mm::{self, Advice, MapFlags, MprotectFlags, ProtFlags};
 
@@ -33,6 +34,9 @@ pub(crate) struct Mapping {
     mapped: NonNull<u8>,
     /// Byte 0 of the address space, `HUGE_PAGE`-aligned, inside the mapping.
     base: NonNull<u8>,
+    /// Whether guard regions may have been installed since the reservation was made or
+    /// reset (a reset then removes them; otherwise it skips that system call).
+    guarded: AtomicBool,
 }
 
 // SAFETY: `Mapping` owns its reservation; the pointer is never aliased by another owner and
@@ -63,7 +67,11 @@ impl Mapping {
         // SAFETY: `offset < HUGE_PAGE`, so `base .. base + RESERVATION_BYTES` lies inside the
         // `MAPPED_BYTES` just mapped.
         let base = unsafe { mapped.add(offset) };
-        let mapping = Mapping { mapped, base };
+        let mapping = Mapping {
+            mapped,
+            base,
+            guarded: AtomicBool::new(false),
+        };
         if let Some(file) = file {
             mapping.map_file(0, ADDRESS_SPACE_END, GuestAccess::None, file, 0, true)?;
         }
@@ -146,7 +154,7 @@ impl Mapping {
     /// punched out; anonymous memory is replaced) and is `PROT_NONE`, with no guard and no
     /// private mapping. `remapped`: the old task mapped parts of the range anew (private
     /// mappings of virtual copies), so the whole used range is mapped afresh; otherwise its
-    /// protections and guards are taken back in place.
+    /// protections and guards (if any were installed) are taken back in place.
     pub(crate) fn reset(
         &self,
         file: Option<&TaskFile>,
@@ -162,14 +170,16 @@ impl Mapping {
                     self.map_file(0, committed, GuestAccess::None, file, 0, true)?;
                 } else {
                     self.protect(0, committed, GuestAccess::None)?;
-                    if guard_regions_supported() {
+                    if self.guarded.load(Ordering::Relaxed) {
                         self.guard(0, committed, false)?;
                     }
                 }
+                self.guarded.store(false, Ordering::Relaxed);
                 file.punch_all(committed)
             }
             None => {
                 self.map_anonymous(0, committed, GuestAccess::None)?;
+                self.guarded.store(false, Ordering::Relaxed);
                 // SAFETY: advice on our own range just mapped; it changes no contents.
                 let _ = unsafe {
                     mm::madvise(
@@ -232,6 +242,7 @@ impl Mapping {
         }
         debug_assert!(to <= ADDRESS_SPACE_END);
         let advice = if install {
+            self.guarded.store(true, Ordering::Relaxed);
             MADV_GUARD_INSTALL
         } else {
             MADV_GUARD_REMOVE

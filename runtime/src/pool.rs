@@ -1,8 +1,10 @@
 //! Reservations of terminated tasks kept for new ones: a spawn that finds one skips the
 //! system calls of a fresh address space (the 4 GiB reservation and its memory file) and
 //! their teardown. A reservation is put back only reset: its memory reads zero, every page
-//! `PROT_NONE`, no guard, no private mapping, and no other task holds a snapshot of its
-//! file; a new task can see nothing of the old one.
+//! `PROT_NONE` but a short read-write prefix (its `warm` pages, zeroed in place so that a
+//! task of the same initial size spawns without a system call), no guard, no private
+//! mapping, and no other task holds a snapshot of its file; a new task can see nothing of
+//! the old one.
 
 use std::sync::Arc;
 
@@ -16,6 +18,8 @@ pub(crate) struct Reserved {
     pub(crate) mapping: Mapping,
     /// Its memory file (shareable memory), or `None` (anonymous memory).
     pub(crate) file: Option<Arc<TaskFile>>,
+    /// Its leading pages mapped read-write (and zero); every later page is `PROT_NONE`.
+    pub(crate) warm: u32,
 }
 
 /// The runtime's pool of reservations, at most `capacity` of them.
@@ -33,10 +37,14 @@ impl SpacePool {
         }
     }
 
-    /// A reservation with a memory file (`file`) or without, if one is kept.
-    pub(crate) fn take(&self, file: bool) -> Option<Reserved> {
+    /// A reservation with a memory file (`file`) or without, if one is kept: one with
+    /// `initial` warm pages (nothing to change for a task of that size) if there is one.
+    pub(crate) fn take(&self, file: bool, initial: u32) -> Option<Reserved> {
         let mut kept = self.kept.lock();
-        let index = kept.iter().rposition(|r| r.file.is_some() == file)?;
+        let index = kept
+            .iter()
+            .rposition(|r| r.file.is_some() == file && r.warm == initial)
+            .or_else(|| kept.iter().rposition(|r| r.file.is_some() == file))?;
         Some(kept.swap_remove(index))
     }
 

@@ -5,7 +5,7 @@
 use std::io;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::backing::{TaskFile, any_written, files_supported};
 use crate::kern::{KernResult, KernReturn, MAX_PAGES, PAGE_SHIFT, VM_PAGE_SIZE};
@@ -33,6 +33,16 @@ pub(crate) struct MapState {
 /// free is released at once, small ones in batches, so that a loop of small `vm_read` +
 /// `vm_deallocate` reuses resident pages instead of faulting fresh ones in on every call.
 pub(crate) const RELEASE_BATCH_PAGES: u32 = 64;
+
+/// A reservation going back to the spawn pool keeps its old task's read-write prefix
+/// mapped and resident, zeroed in place, when the prefix is at most this many pages
+/// (256 KiB) and every later page is `PROT_NONE`: a task of the same initial size then
+/// spawns, and drops, without a system call (a larger prefix costs more to zero than the
+/// system calls it saves).
+pub(crate) const WARM_PAGES: u32 = 4;
+
+/// [`AddressSpace::warm`] before the task terminates, or when its layout has no warm prefix.
+const NOT_WARM: u32 = u32::MAX;
 
 /// The most pages one change may turn into guard regions (64 MiB, whose markers take at
 /// most 128 KiB of page tables): the budget's fallback is for many small holes; a larger
@@ -141,6 +151,9 @@ pub(crate) struct AddressSpace {
     /// The memory file under the mapping, if the task's pages can be shared (virtual
     /// copies); `None`: anonymous memory.
     file: Option<Arc<TaskFile>>,
+    /// The warm prefix ([`AddressSpace::warm_prefix`]) found when the task terminated
+    /// (its mapping changes no more), or [`NOT_WARM`].
+    warm: AtomicU32,
 }
 
 impl AddressSpace {
@@ -154,13 +167,24 @@ impl AddressSpace {
         pool: Option<Arc<SpacePool>>,
     ) -> io::Result<AddressSpace> {
         let want_file = options.copy.mode != CopyMode::Physical && files_supported();
-        let reused = pool.as_ref().and_then(|pool| pool.take(want_file));
-        let (mapping, file) = match reused {
-            Some(Reserved { mapping, file }) => (mapping, file),
-            None => Self::reserve(key, want_file)?,
+        let reused = pool.as_ref().and_then(|pool| pool.take(want_file, initial));
+        let (mapping, file, warm) = match reused {
+            Some(Reserved {
+                mapping,
+                file,
+                warm,
+            }) => (mapping, file, warm),
+            None => {
+                let (mapping, file) = Self::reserve(key, want_file)?;
+                (mapping, file, 0)
+            }
         };
+        // The initial pages read-write, every later one `PROT_NONE`: from a warm prefix of
+        // the same size, nothing to do.
         let bytes = u64::from(initial) << PAGE_SHIFT;
-        mapping.commit(0, bytes)?;
+        let warm_bytes = u64::from(warm) << PAGE_SHIFT;
+        mapping.commit(warm_bytes, bytes)?;
+        mapping.protect(bytes, warm_bytes, GuestAccess::None)?;
         Ok(AddressSpace {
             mapping: ManuallyDrop::new(mapping),
             pool,
@@ -181,6 +205,7 @@ impl AddressSpace {
             options,
             guards: options.guest_protection && guard_regions_supported(),
             file,
+            warm: AtomicU32::new(NOT_WARM),
         })
     }
 
@@ -237,19 +262,51 @@ impl AddressSpace {
     /// [`AddressSpace::terminate`] under the map lock the caller holds.
     fn terminate_locked(&self, state: &mut MapState) {
         self.dead.store(true, Ordering::Release);
+        // The mapping changes no more from here on (every change checks `dead` under the
+        // map lock): a warm prefix found now stays one until the space drops.
+        let warm = Self::warm_prefix(self.options.guest_protection, self.pages(), state);
+        self.warm.store(warm.unwrap_or(NOT_WARM), Ordering::Relaxed);
         state.map.clear();
         // Its snapshots are let go of, and the pages that mapped them mapped anew, before
         // the references go: guest code of the task still running (until its call returns
         // and its store is dropped) must not see a file page that another task may reuse.
         self.release_snapshots(state, PageRange::ALL);
+        // Its own pages die (the warm prefix is zeroed in place when the space drops); the
+        // snapshots others took of them stay.
+        self.release_memory(warm.unwrap_or(0));
+    }
+
+    /// Gives back the memory of the pages from `first` on that no snapshot elsewhere
+    /// needs. A failure keeps the memory until the mapping is unmapped with the space.
+    fn release_memory(&self, first: u32) {
         match &self.file {
-            // Its own pages die; the snapshots others took of them stay.
-            Some(file) => file.punch_unreferenced(self.pages()),
-            // A failure keeps the memory until the mapping is unmapped with the space.
+            Some(file) => file.punch_unreferenced(first, self.pages()),
             None => {
-                let _ = self.mapping.discard(0, self.byte_size());
+                let _ = self
+                    .mapping
+                    .discard(u64::from(first) << PAGE_SHIFT, self.byte_size());
             }
         }
+    }
+
+    /// The pages a reservation put back in the pool may keep read-write and resident,
+    /// zeroed in place: `Some(k)` if the mapping is the read-write prefix `0..k` (at most
+    /// [`WARM_PAGES`]), then `PROT_NONE` up to the end, the file mapped shared (no page
+    /// mapped anew) and no guard region; otherwise `None`. `state` is the map of a space
+    /// with or without `guest_protection` and `committed` pages, locked or owned.
+    fn warm_prefix(guest_protection: bool, committed: u32, state: &MapState) -> Option<u32> {
+        if state.remapped {
+            return None;
+        }
+        let level = |p: u32| {
+            (state.map.kind(p) != PageKind::Guarded)
+                .then(|| Self::host_level_of(guest_protection, &state.map, p, committed))
+        };
+        let warm = (0..committed.min(WARM_PAGES + 1))
+            .take_while(|&p| level(p) == Some(GuestAccess::ReadWrite))
+            .count() as u32;
+        (warm <= WARM_PAGES && (warm..committed).all(|p| level(p) == Some(GuestAccess::None)))
+            .then_some(warm)
     }
 
     /// The host protection a committed page gets: what its guest may do if it is
@@ -257,7 +314,7 @@ impl AddressSpace {
     /// memory (so that it can be reused without faulting fresh pages in) or a hole; and
     /// read-write under a guard if it is a guard region (which costs no mapping of its own).
     /// An uncommitted page is `PROT_NONE`.
-    fn level(&self, kind: PageKind, page: u32, committed: u32) -> GuestAccess {
+    fn level(kind: PageKind, page: u32, committed: u32) -> GuestAccess {
         match kind {
             _ if page >= committed => GuestAccess::None,
             PageKind::Allocated(access) => access,
@@ -289,9 +346,9 @@ impl AddressSpace {
             } else {
                 map.kind(p)
             };
-            (self.level(kind, p, old_pages), views.id(p))
+            (Self::level(kind, p, old_pages), views.id(p))
         };
-        let after = |p: u32| (self.level(map.kind(p), p, new_pages), views.id(p));
+        let after = |p: u32| (Self::level(map.kind(p), p, new_pages), views.id(p));
         // Page MAX_PAGES stands for the guard after the 4 GiB, always PROT_NONE.
         let window = touched.first().saturating_sub(1)..(touched.end() + 1).min(MAX_PAGES + 1);
         let boundaries = |level: &dyn Fn(u32) -> (GuestAccess, u32)| {
@@ -458,7 +515,7 @@ impl AddressSpace {
         let was_guarded = |p: u32| p < old_pages && self.guarded(was(p));
         let current = |p: u32| {
             if p < old_pages {
-                self.level(was(p), p, old_pages)
+                Self::level(was(p), p, old_pages)
             } else {
                 GuestAccess::ReadWrite // committed just now
             }
@@ -473,7 +530,7 @@ impl AddressSpace {
             .try_for_each(|(run, ())| self.guard(views, run, true))
             .map_err(|_| SyncError::Undoable)?;
         for_runs(touched.first(), end, |p| {
-            let want = self.level(map.kind(p), p, committed);
+            let want = Self::level(map.kind(p), p, committed);
             (want != current(p)).then_some(want)
         })
         .try_for_each(|(run, access)| self.protect(run, access))
@@ -494,7 +551,7 @@ impl AddressSpace {
         let committed = self.pages();
         let end = touched.end().min(committed);
         for_runs(touched.first(), end, |p| {
-            Some(self.level(map.kind(p), p, committed))
+            Some(Self::level(map.kind(p), p, committed))
         })
         .try_for_each(|(run, access)| self.protect(run, access))?;
         if self.guards {
@@ -754,8 +811,18 @@ impl AddressSpace {
     /// The host protection of `page` now: what the table gives it with guest protection,
     /// read-write if committed without.
     fn host_level(&self, map: &VmMap, page: u32, committed: u32) -> GuestAccess {
-        if self.options.guest_protection {
-            self.level(map.kind(page), page, committed)
+        Self::host_level_of(self.options.guest_protection, map, page, committed)
+    }
+
+    /// [`AddressSpace::host_level`] of a space with or without `guest_protection`.
+    fn host_level_of(
+        guest_protection: bool,
+        map: &VmMap,
+        page: u32,
+        committed: u32,
+    ) -> GuestAccess {
+        if guest_protection {
+            Self::level(map.kind(page), page, committed)
         } else if page < committed {
             GuestAccess::ReadWrite
         } else {
@@ -1052,7 +1119,10 @@ impl Drop for AddressSpace {
     /// other task holds a snapshot of its file; otherwise unmaps it. Nobody else can reach
     /// the space any more, so nothing is locked but the pool.
     fn drop(&mut self) {
+        let (protection, committed_pages) = (self.options.guest_protection, self.pages());
         let state = self.state.get_mut();
+        // A task that never terminated (a failed spawn) still has its table.
+        let live_warm = Self::warm_prefix(protection, committed_pages, state);
         for (file, first, end) in state.views.clear() {
             file.drop_refs(first, end);
         }
@@ -1064,17 +1134,47 @@ impl Drop for AddressSpace {
             return;
         };
         let shared_elsewhere = self.file.as_ref().is_some_and(|f| !f.unreferenced());
-        if !pool.has_room() || shared_elsewhere {
+        if shared_elsewhere {
+            // The file lives on with the snapshots: its pages that none of them needs go
+            // now (terminating kept the warm prefix for the pool).
+            self.release_memory(0);
             return;
         }
-        let committed = self.committed.load(Ordering::Acquire);
-        if mapping
-            .reset(self.file.as_deref(), committed, remapped)
-            .is_ok()
-        {
+        if !pool.has_room() {
+            return;
+        }
+        let warm = if self.is_dead() {
+            Some(self.warm.load(Ordering::Relaxed)).filter(|&w| w != NOT_WARM)
+        } else {
+            if let Some(w) = live_warm {
+                self.release_memory(w);
+            }
+            live_warm
+        };
+        let reset = match warm {
+            Some(warm) => {
+                // SAFETY: the pages `0..warm` are committed and mapped read-write, shared
+                // (see `warm_prefix`), and have stayed so since the task terminated; the
+                // space is being dropped, so nothing else reaches its memory any more.
+                unsafe {
+                    std::ptr::write_bytes(
+                        mapping.base(),
+                        0,
+                        (u64::from(warm) << PAGE_SHIFT) as usize,
+                    )
+                };
+                Ok(warm)
+            }
+            None => {
+                let committed = self.committed.load(Ordering::Acquire);
+                (mapping.reset(self.file.as_deref(), committed, remapped)).map(|()| 0)
+            }
+        };
+        if let Ok(warm) = reset {
             pool.put(Reserved {
                 mapping,
                 file: self.file.take(),
+                warm,
             });
         }
     }
