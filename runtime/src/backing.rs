@@ -187,6 +187,30 @@ impl TaskFile {
         self.punch(first, end)
     }
 
+    /// The byte ranges of `[0, end)` that may hold something other than zero (the file's
+    /// data, `SEEK_DATA`/`SEEK_HOLE`: pages written and not punched out, in memory or
+    /// swapped out), in order; every other byte reads zero.
+    pub(crate) fn data_below(&self, end: u64) -> io::Result<Vec<(u64, u64)>> {
+        use rustix::fs::SeekFrom;
+        let mut extents = Vec::new();
+        let mut offset = 0;
+        while offset < end {
+            let start = match rustix::fs::seek(&self.fd, SeekFrom::Data(offset)) {
+                Ok(start) => start,
+                // no data at or after `offset`
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(e) => return Err(e.into()),
+            };
+            if start >= end {
+                break;
+            }
+            let stop = rustix::fs::seek(&self.fd, SeekFrom::Hole(start))?.min(end);
+            extents.push((start, stop));
+            offset = stop;
+        }
+        Ok(extents)
+    }
+
     /// The memory the file holds, in bytes.
     pub(crate) fn allocated_bytes(&self) -> u64 {
         rustix::fs::fstat(&self.fd).map_or(0, |stat| stat.st_blocks as u64 * 512)

@@ -35,11 +35,16 @@ pub(crate) struct MapState {
 pub(crate) const RELEASE_BATCH_PAGES: u32 = 64;
 
 /// A reservation going back to the spawn pool keeps its old task's read-write prefix
-/// mapped and resident, zeroed in place, when the prefix is at most this many pages
-/// (256 KiB) and every later page is `PROT_NONE`: a task of the same initial size then
-/// spawns, and drops, without a system call (a larger prefix costs more to zero than the
-/// system calls it saves).
-pub(crate) const WARM_PAGES: u32 = 4;
+/// mapped, zeroed in place, when the prefix is at most this many pages (2 MiB) and every
+/// later page is `PROT_NONE`: a task of the same initial size then spawns, and drops,
+/// without a system call for its protections and without faulting its pages in again.
+/// With a memory file only the file's data (what the task wrote) is zeroed; anonymous
+/// memory is zeroed whole, so there the prefix is at most [`WARM_ANONYMOUS_PAGES`].
+pub(crate) const WARM_PAGES: u32 = 32;
+
+/// [`WARM_PAGES`] for anonymous memory (256 KiB): a larger prefix costs more to zero than
+/// the system calls it saves.
+pub(crate) const WARM_ANONYMOUS_PAGES: u32 = 4;
 
 /// [`AddressSpace::warm`] before the task terminates, or when its layout has no warm prefix.
 const NOT_WARM: u32 = u32::MAX;
@@ -185,6 +190,7 @@ impl AddressSpace {
         let warm_bytes = u64::from(warm) << PAGE_SHIFT;
         mapping.commit(warm_bytes, bytes)?;
         mapping.protect(bytes, warm_bytes, GuestAccess::None)?;
+
         Ok(AddressSpace {
             mapping: ManuallyDrop::new(mapping),
             pool,
@@ -256,15 +262,26 @@ impl AddressSpace {
     /// Terminates the space: marks it dead, empties its table and gives its memory back.
     pub(crate) fn terminate(&self) {
         let mut state = self.lock();
-        self.terminate_locked(&mut state);
+        self.terminate_locked(&mut state, true);
     }
 
     /// [`AddressSpace::terminate`] under the map lock the caller holds.
-    fn terminate_locked(&self, state: &mut MapState) {
-        self.dead.store(true, Ordering::Release);
+    /// `in_step`: whether the mapping is known to follow the table (not so after a failed
+    /// system call: the reservation then goes back to the pool only remapped).
+    fn terminate_locked(&self, state: &mut MapState, in_step: bool) {
+        // Once is enough (the map is empty after): the warm prefix found the first time
+        // must not be recomputed from the empty map.
+        if self.dead.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // The mapping changes no more from here on (every change checks `dead` under the
         // map lock): a warm prefix found now stays one until the space drops.
-        let warm = Self::warm_prefix(self.options.guest_protection, self.pages(), state);
+        let warm = if in_step {
+            self.warm_prefix(state)
+        } else {
+            state.remapped = true;
+            None
+        };
         self.warm.store(warm.unwrap_or(NOT_WARM), Ordering::Relaxed);
         state.map.clear();
         // Its snapshots are let go of, and the pages that mapped them mapped anew, before
@@ -289,12 +306,28 @@ impl AddressSpace {
         }
     }
 
-    /// The pages a reservation put back in the pool may keep read-write and resident,
-    /// zeroed in place: `Some(k)` if the mapping is the read-write prefix `0..k` (at most
-    /// [`WARM_PAGES`]), then `PROT_NONE` up to the end, the file mapped shared (no page
-    /// mapped anew) and no guard region; otherwise `None`. `state` is the map of a space
-    /// with or without `guest_protection` and `committed` pages, locked or owned.
-    fn warm_prefix(guest_protection: bool, committed: u32, state: &MapState) -> Option<u32> {
+    /// The pages a reservation put back in the pool may keep read-write, zeroed in place:
+    /// `Some(k)` if the mapping is the read-write prefix `0..k` (at most [`WARM_PAGES`], or
+    /// [`WARM_ANONYMOUS_PAGES`] without a memory file), then `PROT_NONE` up to the end, the
+    /// file mapped shared (no page mapped anew) and no guard region; otherwise `None`.
+    /// `state` is the space's map, locked or owned.
+    fn warm_prefix(&self, state: &MapState) -> Option<u32> {
+        Self::warm_prefix_of(
+            self.options.guest_protection,
+            self.pages(),
+            self.file.is_some(),
+            state,
+        )
+    }
+
+    /// [`AddressSpace::warm_prefix`] of a space with or without `guest_protection` and a
+    /// memory file (`file`), `committed` pages.
+    fn warm_prefix_of(
+        guest_protection: bool,
+        committed: u32,
+        file: bool,
+        state: &MapState,
+    ) -> Option<u32> {
         if state.remapped {
             return None;
         }
@@ -302,10 +335,15 @@ impl AddressSpace {
             (state.map.kind(p) != PageKind::Guarded)
                 .then(|| Self::host_level_of(guest_protection, &state.map, p, committed))
         };
-        let warm = (0..committed.min(WARM_PAGES + 1))
+        let limit = if file {
+            WARM_PAGES
+        } else {
+            WARM_ANONYMOUS_PAGES
+        };
+        let warm = (0..committed.min(limit + 1))
             .take_while(|&p| level(p) == Some(GuestAccess::ReadWrite))
             .count() as u32;
-        (warm <= WARM_PAGES && (warm..committed).all(|p| level(p) == Some(GuestAccess::None)))
+        (warm <= limit && (warm..committed).all(|p| level(p) == Some(GuestAccess::None)))
             .then_some(warm)
     }
 
@@ -483,12 +521,12 @@ impl AddressSpace {
                     return Err(KernReturn::ResourceShortage);
                 }
                 tracing::error!("the mapping cannot be put back in step; the task is terminated");
-                self.terminate_locked(state);
+                self.terminate_locked(state, false);
                 Err(KernReturn::SendInvalidDest)
             }
             Err(SyncError::Fatal) => {
                 tracing::error!("the mapping cannot follow the table; the task is terminated");
-                self.terminate_locked(state);
+                self.terminate_locked(state, false);
                 Err(KernReturn::SendInvalidDest)
             }
         }
@@ -1073,7 +1111,7 @@ impl AddressSpace {
     /// [`AddressSpace::change`]).
     fn fail(&self, state: &mut MapState) -> KernReturn {
         tracing::error!("the mapping cannot follow a virtual copy; the task is terminated");
-        self.terminate_locked(state);
+        self.terminate_locked(state, false);
         KernReturn::SendInvalidDest
     }
 
@@ -1119,10 +1157,14 @@ impl Drop for AddressSpace {
     /// other task holds a snapshot of its file; otherwise unmaps it. Nobody else can reach
     /// the space any more, so nothing is locked but the pool.
     fn drop(&mut self) {
-        let (protection, committed_pages) = (self.options.guest_protection, self.pages());
+        let (protection, committed, file) = (
+            self.options.guest_protection,
+            self.pages(),
+            self.file.is_some(),
+        );
         let state = self.state.get_mut();
         // A task that never terminated (a failed spawn) still has its table.
-        let live_warm = Self::warm_prefix(protection, committed_pages, state);
+        let live_warm = Self::warm_prefix_of(protection, committed, file, state);
         for (file, first, end) in state.views.clear() {
             file.drop_refs(first, end);
         }
@@ -1152,18 +1194,13 @@ impl Drop for AddressSpace {
             live_warm
         };
         let reset = match warm {
+            // SAFETY: the pages `0..warm` are committed and mapped read-write, shared (see
+            // `warm_prefix`), every later one `PROT_NONE` with its memory given back, and
+            // so they have stayed since the task terminated (or, never terminated, the
+            // task's store is gone); the space is being dropped: nothing else reaches it.
             Some(warm) => {
-                // SAFETY: the pages `0..warm` are committed and mapped read-write, shared
-                // (see `warm_prefix`), and have stayed so since the task terminated; the
-                // space is being dropped, so nothing else reaches its memory any more.
-                unsafe {
-                    std::ptr::write_bytes(
-                        mapping.base(),
-                        0,
-                        (u64::from(warm) << PAGE_SHIFT) as usize,
-                    )
-                };
-                Ok(warm)
+                unsafe { mapping.reset_warm(self.file.as_deref(), u64::from(warm) << PAGE_SHIFT) }
+                    .map(|()| warm)
             }
             None => {
                 let committed = self.committed.load(Ordering::Acquire);
@@ -1387,6 +1424,50 @@ mod tests {
         );
         assert_eq!(state.map.entry(0), None);
         assert_eq!(crate::mapping::tests::FAIL_PROTECT.with(|n| n.get()), 0);
+    }
+
+    /// A space goes back to the pool warm (its read-write prefix kept, zeroed in place)
+    /// when its task terminated with its mapping following its table, however many times
+    /// it was terminated; after a failed system call it goes back remapped, all of it.
+    #[test]
+    fn a_space_goes_back_warm_only_while_its_mapping_follows_its_table() {
+        let pool = Arc::new(SpacePool::new(4));
+        let options = SpaceOptions {
+            quota_pages: None,
+            guest_protection: true,
+            map_budget: 64,
+            copy: CopyPolicy {
+                mode: CopyMode::Auto,
+                threshold_pages: 0,
+            },
+        };
+        let spawn = |key| AddressSpace::new(key, 2, 8, options, Some(pool.clone())).unwrap();
+        let space = spawn(1);
+        // SAFETY: page 1 is committed and read-write; nothing else uses it.
+        unsafe { space.at(PAGE as u32 + 8).write(7) };
+        space.terminate();
+        space.terminate();
+        drop(space);
+        let kept = pool.take(true, 2).expect("kept");
+        assert_eq!(kept.warm, 2, "the prefix is kept");
+        pool.put(kept);
+
+        let space = spawn(2);
+        // SAFETY: as above.
+        assert_eq!(unsafe { space.at(PAGE as u32 + 8).read() }, 0, "zeroed");
+        {
+            let mut state = space.lock();
+            let range = PageRange::new(0, 1).unwrap();
+            crate::mapping::tests::FAIL_PROTECT.with(|n| n.set(2));
+            let result = space.change(&mut state, range, |map| {
+                map.protect(range, false, VmProt::NONE)
+            });
+            assert_eq!(result, Err(KernReturn::SendInvalidDest));
+        }
+        space.terminate();
+        drop(space);
+        let kept = pool.take(true, 2).expect("kept");
+        assert_eq!(kept.warm, 0, "remapped, not warm");
     }
 
     #[test]

@@ -109,3 +109,66 @@ fn the_pool_keeps_at_most_its_size() {
         drop(again);
     }
 }
+
+/// A task that leaves its initial pages as they were (read-write, nothing unallocated or
+/// mapped anew) hands its reservation back warm: the prefix stays mapped and is zeroed in
+/// place. Tasks of the same, a smaller and a larger initial size reuse it and see zeros,
+/// and exactly their own pages are accessible.
+#[test]
+fn a_warm_reservation_reads_zero_for_tasks_of_every_size() {
+    for copy in [CopyMode::Auto, CopyMode::Physical] {
+        for (old_pages, new_pages) in [(1, 1), (4, 4), (4, 2), (1, 3), (17, 17), (17, 5)] {
+            let case = format!("{copy:?}, {old_pages} then {new_pages} pages");
+            let rt = runtime(copy, 1);
+            let old_module = rt
+                .compile(guest(&format!("(memory {old_pages} 64)"), BODY))
+                .unwrap();
+            let new_module = rt
+                .compile(guest(&format!("(memory {new_pages} 64)"), BODY))
+                .unwrap();
+            let old = rt.spawn(&old_module).unwrap();
+            let base = old.debug_base();
+            // the host's writes and the guest's own stores, on every page
+            old.vm_write(0, &pattern(5, (old_pages * PAGE) as usize))
+                .unwrap();
+            for page in 0..old_pages {
+                old.call::<(u32, u32), ()>("store", (page * PAGE + 4096, 0xdead_beef))
+                    .unwrap();
+            }
+            drop(old);
+            assert_eq!(rt.debug_pooled(), 1, "{case}: the reservation is kept");
+
+            let new = rt.spawn(&new_module).unwrap();
+            assert_eq!(new.debug_base(), base, "{case}: the reservation is reused");
+            let mut want = vec![0u8; (new_pages * PAGE) as usize];
+            want[16..20].copy_from_slice(b"seed");
+            let seen = new.vm_read(0, new_pages * PAGE).unwrap();
+            let differ = seen.iter().zip(&want).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "{case}: bytes of the old task are visible");
+            assert_eq!(new.regions().len(), 1, "{case}: {:?}", new.regions());
+            // its last page is writable by the guest, the page after it is not there
+            new.call::<(u32, u32), ()>("store", (new_pages * PAGE - 4, 1))
+                .unwrap();
+            assert!(
+                new.call::<u32, i32>("load", new_pages * PAGE).is_err(),
+                "{case}: a load past the memory traps"
+            );
+            assert_eq!(
+                new.vm_read(new_pages * PAGE, PAGE),
+                Err(KernReturn::InvalidAddress),
+                "{case}"
+            );
+            // growing over the old task's pages finds zeros
+            assert_eq!(
+                new.call::<u32, i32>("grow", 20).unwrap(),
+                new_pages as i32,
+                "{case}"
+            );
+            let grown = new.vm_read(new_pages * PAGE, 20 * PAGE).unwrap();
+            assert!(
+                grown.iter().all(|&b| b == 0),
+                "{case}: grown memory reads zero"
+            );
+        }
+    }
+}
