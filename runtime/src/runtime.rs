@@ -78,7 +78,11 @@ pub struct RuntimeOptions {
     /// A spawn that finds one skips creating a 4 GiB reservation and its memory file (and the
     /// drop skips tearing them down); a reservation is kept only reset (its memory zero, its
     /// pages inaccessible, no snapshot of it held by another task), so a new task sees
-    /// nothing of the old one. Each costs a file descriptor and address space, no memory.
+    /// nothing of the old one. A dropped task whose initial pages were still all it had,
+    /// read-write, and at most 32 (2 MiB; 4 without a memory file) leaves them mapped and
+    /// zeroed in place: a task of the same size then spawns and drops without a system call
+    /// for its memory. Each kept reservation costs a file descriptor, address space, and the
+    /// memory of the pages its last task wrote in that prefix (at most 2 MiB).
     pub spawn_pool: usize,
     /// The fewest pages a `vm_read` or `vm_copy` shares in [`CopyMode::Auto`] (default
     /// 256, 16 MiB: from there the call and a read of every byte of the copy cost what a
