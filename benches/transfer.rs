@@ -5,9 +5,11 @@
 //!   256 MiB) with the baselines: the host's `memcpy` (the limit), wasmtime's
 //!   `Memory::read` into a `Vec` then `Memory::write` (what a user writes without wasmach),
 //!   Linux `process_vm_readv` from a child process, and the guest's own `memory.copy`.
-//! - `per_call`: the cost of one call: a one-page transfer against a 64 KiB memcpy, a
-//!   zero-size call against a no-op import and an 8-byte copy through kept handles, a
-//!   failing call (bad alignment: the check-and-return path), and the cheapest import.
+//! - `per_call`: the cost of one call: one-page transfers (`vm_read_overwrite`, `vm_write`,
+//!   an allocating `vm_read` + `vm_deallocate`, with guest protection on and off) against a
+//!   64 KiB memcpy and the guest's own `memory.copy`, a zero-size call against a no-op
+//!   import and an 8-byte copy through kept handles, a failing call (bad alignment: the
+//!   check-and-return path), and the cheapest import.
 //! - `spawn`: spawning (and dropping) a task from a compiled module, with the default options
 //!   and with physical copies, against wasmtime's `Instance::new` and `InstancePre::instantiate`
 //!   with its default allocator and with its pooling allocator.
@@ -215,6 +217,21 @@ fn per_call(c: &mut Criterion) {
     });
     group.bench_function("guest/memory_copy_1_page_protection_off", |b| {
         b.iter_custom(|n| open.guest_loop("memory_copy", (2 * p, p, p, n as i32)))
+    });
+    // The other direction, vm_write of one page to the peer, with and without protection.
+    group.bench_function("guest/vm_write_1_page", |b| {
+        b.iter_custom(|n| pair.guest_loop("write", (port, p, p, p, n as i32)))
+    });
+    group.bench_function("guest/vm_write_1_page_protection_off", |b| {
+        b.iter_custom(|n| open.guest_loop("write", (open_port, p, p, p, n as i32)))
+    });
+    // An allocating vm_read of one page and its vm_deallocate, from the guest: two table
+    // changes, each an mprotect with protection on (none without).
+    group.bench_function("guest/vm_read+vm_deallocate_1_page", |b| {
+        b.iter_custom(|n| pair.guest_loop("read", (port, p, p, n as i32)))
+    });
+    group.bench_function("guest/vm_read+vm_deallocate_1_page_protection_off", |b| {
+        b.iter_custom(|n| open.guest_loop("read", (open_port, p, p, n as i32)))
     });
     group.bench_function("guest/failing_call_misaligned", |b| {
         let misaligned = (port, p + 1, p, 2 * p);

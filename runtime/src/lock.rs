@@ -48,6 +48,8 @@ pub(crate) enum Rank {
 /// releasing it) cannot starve another that needs it. (It has no poisoning: every
 /// structure the runtime guards is changed only by code that does not panic halfway.)
 pub(crate) struct RankedMutex<T> {
+    /// Checked in debug builds only (release builds keep it, unread, as documentation).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     rank: Rank,
     inner: Mutex<T>,
 }
