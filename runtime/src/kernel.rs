@@ -237,7 +237,13 @@ unsafe fn transfer(
 ) -> KernResult<()> {
     let src = &*src_task.space;
     let pages = len >> PAGE_SHIFT;
-    let shared = if dst.copy_policy().virtual_for(call, pages)
+    // Overlapping ranges of one task are copied (`memmove`): sharing them would remap
+    // source pages while later parts of the copy still need what they held.
+    let overlapping = std::ptr::eq(src, dst)
+        && u64::from(src_addr) < u64::from(dst_addr) + u64::from(len)
+        && u64::from(dst_addr) < u64::from(src_addr) + u64::from(len);
+    let shared = if !overlapping
+        && dst.copy_policy().virtual_for(call, pages)
         && src.shareable()
         && dst.shareable()
         && let Some(range) = PageRange::from_count(src_addr >> PAGE_SHIFT, pages)

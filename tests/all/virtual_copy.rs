@@ -417,3 +417,43 @@ fn a_guest_copying_inside_itself_folds_its_written_pages_back_too() {
     want[PAGE as usize..PAGE as usize + 4].copy_from_slice(&5u32.to_le_bytes());
     assert_eq!(read(&t, 40 * PAGE, N * PAGE), want);
 }
+
+/// Found by the fuzz target: overlapping `vm_copy`s inside one task (made by another task
+/// through its name for it), each moving two pages forward by one. The second one's source
+/// is a page shared by the first and a page of the task's own: sharing them, the first
+/// part of the copy replaced the page the second part still needed (which then read
+/// zero). Each copy must act as `memmove`, in every copy mode.
+#[test]
+fn overlapping_copies_forward_inside_a_task_act_as_memmove() {
+    for mode in modes() {
+        let rt = Runtime::with_options(RuntimeOptions::default().copy(mode)).unwrap();
+        let target = rt.spawn_bytes(guest("(memory 2 24)", BODY)).unwrap();
+        let other = rt.spawn_bytes(guest("(memory 1 16)", BODY)).unwrap();
+        let port = other.insert_port(&target);
+        target.vm_allocate(2 * PAGE, 14 * PAGE, false).unwrap();
+        let mut mirror = vec![0u8; (16 * PAGE) as usize];
+        let bytes = pattern(4, (6 * PAGE) as usize);
+        target.vm_write(8 * PAGE, &bytes).unwrap();
+        mirror[(8 * PAGE) as usize..(14 * PAGE) as usize].copy_from_slice(&bytes);
+        for (src, dst) in [(9, 10), (11, 12)] {
+            other
+                .mach()
+                .vm_copy(port, src * PAGE, 2 * PAGE, dst * PAGE)
+                .unwrap();
+            let (s, d, n) = (
+                (src * PAGE) as usize,
+                (dst * PAGE) as usize,
+                (2 * PAGE) as usize,
+            );
+            mirror.copy_within(s..s + n, d);
+            for page in 8..16 {
+                let at = (page * PAGE) as usize;
+                let seen = target.vm_read(page * PAGE, PAGE).unwrap();
+                assert!(
+                    seen == mirror[at..at + PAGE as usize],
+                    "{mode:?}: page {page} after copying {src} to {dst}"
+                );
+            }
+        }
+    }
+}
