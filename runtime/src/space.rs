@@ -190,7 +190,6 @@ impl AddressSpace {
         let warm_bytes = u64::from(warm) << PAGE_SHIFT;
         mapping.commit(warm_bytes, bytes)?;
         mapping.protect(bytes, warm_bytes, GuestAccess::None)?;
-
         Ok(AddressSpace {
             mapping: ManuallyDrop::new(mapping),
             pool,
@@ -1153,8 +1152,9 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     /// Releases the snapshots the space's pages still hold (a terminated task's already
-    /// were), then puts the reservation back in the pool, reset, if there is room and no
-    /// other task holds a snapshot of its file; otherwise unmaps it. Nobody else can reach
+    /// were), then puts the reservation back in the pool, reset (warm if it can be: its
+    /// read-write prefix zeroed in place), if there is room and no other task holds a
+    /// snapshot of its file; otherwise unmaps it. Nobody else can reach
     /// the space any more, so nothing is locked but the pool.
     fn drop(&mut self) {
         let (protection, committed, file) = (
@@ -1169,30 +1169,30 @@ impl Drop for AddressSpace {
             file.drop_refs(first, end);
         }
         let remapped = state.remapped;
+        let shared_elsewhere = self.file.as_ref().is_some_and(|f| !f.unreferenced());
+        let dead = self.is_dead();
+        let warm = if dead {
+            Some(self.warm.load(Ordering::Relaxed)).filter(|&w| w != NOT_WARM)
+        } else {
+            live_warm
+        };
+        if shared_elsewhere {
+            // The file lives on with the snapshots: its pages that none of them needs go
+            // now (terminating kept the warm prefix for the pool).
+            self.release_memory(0);
+        } else if !dead && let Some(w) = warm {
+            // What terminating would have given back.
+            self.release_memory(w);
+        }
         // SAFETY: the mapping is taken out once, here, as the space drops; nothing uses it
         // afterwards.
         let mapping = unsafe { ManuallyDrop::take(&mut self.mapping) };
         let Some(pool) = self.pool.take() else {
             return;
         };
-        let shared_elsewhere = self.file.as_ref().is_some_and(|f| !f.unreferenced());
-        if shared_elsewhere {
-            // The file lives on with the snapshots: its pages that none of them needs go
-            // now (terminating kept the warm prefix for the pool).
-            self.release_memory(0);
+        if shared_elsewhere || !pool.has_room() {
             return;
         }
-        if !pool.has_room() {
-            return;
-        }
-        let warm = if self.is_dead() {
-            Some(self.warm.load(Ordering::Relaxed)).filter(|&w| w != NOT_WARM)
-        } else {
-            if let Some(w) = live_warm {
-                self.release_memory(w);
-            }
-            live_warm
-        };
         let reset = match warm {
             // SAFETY: the pages `0..warm` are committed and mapped read-write, shared (see
             // `warm_prefix`), every later one `PROT_NONE` with its memory given back, and
