@@ -1405,16 +1405,22 @@ mod tests {
         assert!(!space.is_dead());
     }
 
+    /// Makes `range` `PROT_NONE` with the `mprotect` failing, and the one that would put the
+    /// mapping back failing too.
+    fn fail_a_change_and_its_undo(
+        space: &AddressSpace,
+        state: &mut MapState,
+        range: PageRange,
+    ) -> KernResult<()> {
+        crate::mapping::tests::FAIL_PROTECT.with(|n| n.set(2));
+        space.change(state, range, |map| map.protect(range, false, VmProt::NONE))
+    }
+
     #[test]
     fn when_the_undo_fails_too_the_task_is_terminated_rather_than_left_stricter_than_its_table() {
         let space = space(4, 8, true, 64);
         let mut state = space.lock();
-        let range = PageRange::new(1, 3).unwrap();
-        // The change fails, and so does the mprotect that would put the mapping back.
-        crate::mapping::tests::FAIL_PROTECT.with(|n| n.set(2));
-        let result = space.change(&mut state, range, |map| {
-            map.protect(range, false, VmProt::NONE)
-        });
+        let result = fail_a_change_and_its_undo(&space, &mut state, PageRange::new(1, 3).unwrap());
         assert_eq!(result, Err(KernReturn::SendInvalidDest));
         assert!(space.is_dead(), "the task is terminated");
         assert_eq!(
@@ -1455,15 +1461,9 @@ mod tests {
         let space = spawn(2);
         // SAFETY: as above.
         assert_eq!(unsafe { space.at(PAGE as u32 + 8).read() }, 0, "zeroed");
-        {
-            let mut state = space.lock();
-            let range = PageRange::new(0, 1).unwrap();
-            crate::mapping::tests::FAIL_PROTECT.with(|n| n.set(2));
-            let result = space.change(&mut state, range, |map| {
-                map.protect(range, false, VmProt::NONE)
-            });
-            assert_eq!(result, Err(KernReturn::SendInvalidDest));
-        }
+        let result =
+            fail_a_change_and_its_undo(&space, &mut space.lock(), PageRange::new(0, 1).unwrap());
+        assert_eq!(result, Err(KernReturn::SendInvalidDest));
         space.terminate();
         drop(space);
         let kept = pool.take(true, 2).expect("kept");
