@@ -317,11 +317,13 @@ fn spawn(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("wasmach_spawn", "physical_copies"), |b| {
         b.iter(|| black_box(physical.spawn(&physical_module).expect("spawn")))
     });
-    // The guest programs of `guests/programs` (their "mach" imports are the runtime's; for
-    // plain wasmtime, imports that trap).
+    // The core-module guest programs of `guests/programs` (their "mach" imports are the
+    // runtime's; for plain wasmtime, imports that trap).
     for (name, path) in [
         ("producer", wasmach_guests::PRODUCER),
         ("consumer", wasmach_guests::CONSUMER),
+        ("snapshotter", wasmach_guests::SNAPSHOTTER),
+        ("guard", wasmach_guests::GUARD),
     ] {
         let bytes = std::fs::read(path).expect("guest program");
         let module = runtime.compile(&bytes).expect("compile");
