@@ -317,6 +317,15 @@ fn spawn(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("wasmach_spawn", "physical_copies"), |b| {
         b.iter(|| black_box(physical.spawn(&physical_module).expect("spawn")))
     });
+    // The same with 500 other tasks alive: spawning must not cost more with more tasks.
+    let crowd: Vec<_> = (0..500)
+        .map(|_| physical.spawn(&physical_module).expect("spawn"))
+        .collect();
+    group.bench_function(
+        BenchmarkId::new("wasmach_spawn", "physical_copies_500_alive"),
+        |b| b.iter(|| black_box(physical.spawn(&physical_module).expect("spawn"))),
+    );
+    drop(crowd);
     // The core-module guest programs of `guests/programs` (their "mach" imports are the
     // runtime's; for plain wasmtime, imports that trap).
     for (name, path) in [
