@@ -188,6 +188,16 @@ impl AddressSpace {
         // the same size, nothing to do.
         let bytes = u64::from(initial) << PAGE_SHIFT;
         let warm_bytes = u64::from(warm) << PAGE_SHIFT;
+        if warm != initial
+            && let Some(file) = &file
+        {
+            // A reservation changing size starts from an empty file. Its old prefix was
+            // zeroed in place (for a task of the old size), so it is still the file's data:
+            // kept, it would be zeroed again at every reset (and cost two `lseek`s more),
+            // whether or not a task of the new size ever touches it. A failure leaves zero
+            // pages, which is only memory.
+            let _ = file.punch_all(warm_bytes);
+        }
         mapping.commit(warm_bytes, bytes)?;
         mapping.protect(bytes, warm_bytes, GuestAccess::None)?;
         Ok(AddressSpace {
@@ -1468,6 +1478,44 @@ mod tests {
         drop(space);
         let kept = pool.take(true, 2).expect("kept");
         assert_eq!(kept.warm, 0, "remapped, not warm");
+    }
+
+    /// A reservation taken for a task of another size keeps nothing of the old prefix in
+    /// its file: only what the new task writes is zeroed at the next reset.
+    #[test]
+    fn a_reservation_changing_size_starts_from_an_empty_file() {
+        if !files_supported() {
+            eprintln!("skipped: no memory files here");
+            return;
+        }
+        let pool = Arc::new(SpacePool::new(4));
+        let options = SpaceOptions {
+            quota_pages: None,
+            guest_protection: true,
+            map_budget: 64,
+            copy: CopyPolicy {
+                mode: CopyMode::Auto,
+                threshold_pages: 0,
+            },
+        };
+        let spawn = |initial| AddressSpace::new(1, initial, 8, options, Some(pool.clone()));
+        let space = spawn(1).unwrap();
+        // SAFETY: page 0 is committed and read-write; nothing else uses it.
+        unsafe { space.at(8).write(7) };
+        drop(space);
+        let space = spawn(3).unwrap();
+        let file = space.file.clone().expect("a memory file");
+        assert_eq!(file.allocated_bytes(), 0, "the old prefix is punched out");
+        // SAFETY: page 2 is committed and read-write; nothing else uses it.
+        unsafe { space.at(2 * PAGE as u32 + 8).write(7) };
+        drop(space);
+        let kept = pool.take(true, 3).expect("kept");
+        assert_eq!(kept.warm, 3);
+        assert_eq!(
+            file.data_below(3 * PAGE).unwrap(),
+            vec![(2 * PAGE, 2 * PAGE + 4096)],
+            "only the page the task wrote, zeroed in place"
+        );
     }
 
     #[test]
