@@ -189,6 +189,7 @@ impl AddressSpace {
         let bytes = u64::from(initial) << PAGE_SHIFT;
         let warm_bytes = u64::from(warm) << PAGE_SHIFT;
         if warm != initial
+            && warm > 0
             && let Some(file) = &file
         {
             // A reservation changing size starts from an empty file. Its old prefix was
