@@ -326,6 +326,28 @@ fn spawn(c: &mut Criterion) {
         |b| b.iter(|| black_box(physical.spawn(&physical_module).expect("spawn"))),
     );
     drop(crowd);
+    // A program that grows its memory as it starts, as a Rust guest's allocator does: its
+    // reservation goes back warm one page larger than the next task of it starts with.
+    const GROWING: &str = r#"(module (memory 17)
+        (func $start
+            (drop (memory.grow (i32.const 1)))
+            (i32.store (i32.const 1048000) (i32.const 1))
+            (i32.store (i32.const 1114200) (i32.const 1)))
+        (start $start))"#;
+    let growing = runtime.compile(GROWING).expect("compile");
+    let plain = wasmtime::Module::new(&pooled_engine, GROWING).expect("module");
+    let pre = wasmtime::Linker::new(&pooled_engine)
+        .instantiate_pre(&plain)
+        .expect("instance pre");
+    group.bench_function("baseline/wasmtime_pooling_instance_pre/growing", |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(&pooled_engine, ());
+            black_box(pre.instantiate(&mut store).expect("instance"));
+        })
+    });
+    group.bench_function(BenchmarkId::new("wasmach_spawn", "growing"), |b| {
+        b.iter(|| black_box(runtime.spawn(&growing).expect("spawn")))
+    });
     // The core-module guest programs of `guests/programs` (their "mach" imports are the
     // runtime's; for plain wasmtime, imports that trap).
     for (name, path) in [

@@ -6,6 +6,7 @@
 //! runtime holds a handle to it even when the module does not export it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasm_encoder::{
     EntityType, ExportKind, ExportSection, ImportSection, MemorySection, RawSection,
@@ -103,10 +104,19 @@ pub struct TaskModule {
 }
 
 pub(crate) struct ModuleInner {
+    /// The program's number in the process ([`next_program`]): a spawn-pool reservation
+    /// remembers the program its last task ran.
+    pub(crate) program: u64,
     pub(crate) image: Image,
     pub(crate) memory: MemoryPlan,
     /// The data segments, when the bulk-memory instructions were rewritten.
     pub(crate) segments: Option<Arc<DataSegments>>,
+}
+
+/// A number no compiled module of the process had before (from 1).
+pub(crate) fn next_program() -> u64 {
+    static PROGRAMS: AtomicU64 = AtomicU64::new(1);
+    PROGRAMS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What a task is instantiated from.

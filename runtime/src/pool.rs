@@ -20,6 +20,8 @@ pub(crate) struct Reserved {
     pub(crate) file: Option<Arc<TaskFile>>,
     /// Its leading pages mapped read-write (and zero); every later page is `PROT_NONE`.
     pub(crate) warm: u32,
+    /// The program its last task ran (see `ModuleInner::program`).
+    pub(crate) program: u64,
 }
 
 /// The runtime's pool of reservations, at most `capacity` of them.
@@ -37,14 +39,18 @@ impl SpacePool {
         }
     }
 
-    /// A reservation with a memory file (`file`) or without, if one is kept: one with
-    /// `initial` warm pages (nothing to change for a task of that size) if there is one.
-    pub(crate) fn take(&self, file: bool, initial: u32) -> Option<Reserved> {
+    /// A reservation with a memory file (`file`) or without, if one is kept, for a task of
+    /// `program` with `initial` pages: preferably one whose last task ran the same program
+    /// (its warm pages are those the program touches), then one with `initial` warm pages
+    /// (nothing to change for a task of that size).
+    pub(crate) fn take(&self, file: bool, initial: u32, program: u64) -> Option<Reserved> {
         let mut kept = self.kept.lock();
-        let index = kept
+        let score = |r: &Reserved| 2 * u8::from(r.program == program) + u8::from(r.warm == initial);
+        let (index, _) = kept
             .iter()
-            .rposition(|r| r.file.is_some() == file && r.warm == initial)
-            .or_else(|| kept.iter().rposition(|r| r.file.is_some() == file))?;
+            .enumerate()
+            .filter(|(_, r)| r.file.is_some() == file)
+            .max_by_key(|&(i, r)| (score(r), i))?;
         Some(kept.swap_remove(index))
     }
 

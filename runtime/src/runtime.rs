@@ -13,7 +13,7 @@ use crate::bootstrap::Bootstrap;
 use crate::creator::{SpaceCreator, with_pending_space};
 use crate::lock::{Rank, RankedMutex};
 use crate::mapping::GUARD_BYTES;
-use crate::module::{Image, ModuleInner, Prepared, TaskModule, prepare};
+use crate::module::{Image, ModuleInner, Prepared, TaskModule, next_program, prepare};
 use crate::names::MEMORY_EXPORT;
 use crate::pool::SpacePool;
 use crate::port::Mortal;
@@ -349,6 +349,7 @@ impl Runtime {
         };
         Ok(TaskModule {
             inner: Arc::new(ModuleInner {
+                program: next_program(),
                 image,
                 memory,
                 segments,
@@ -409,6 +410,7 @@ impl Runtime {
         let space = Arc::new(
             AddressSpace::new(
                 id,
+                module.inner.program,
                 plan.initial,
                 plan.limit,
                 space_options,

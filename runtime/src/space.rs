@@ -159,44 +159,51 @@ pub(crate) struct AddressSpace {
     /// The warm prefix ([`AddressSpace::warm_prefix`]) found when the task terminated
     /// (its mapping changes no more), or [`NOT_WARM`].
     warm: AtomicU32,
+    /// The program the task runs (see `ModuleInner::program`), kept with the reservation.
+    program: u64,
 }
 
 impl AddressSpace {
     /// Reserves a space of `limit` pages with `initial` pages committed and allocated, for
-    /// the task `key`.
+    /// the task `key` running `program` (see `ModuleInner::program`).
     pub(crate) fn new(
         key: u64,
+        program: u64,
         initial: u32,
         limit: u32,
         options: SpaceOptions,
         pool: Option<Arc<SpacePool>>,
     ) -> io::Result<AddressSpace> {
         let want_file = options.copy.mode != CopyMode::Physical && files_supported();
-        let reused = pool.as_ref().and_then(|pool| pool.take(want_file, initial));
-        let (mapping, file, warm) = match reused {
+        let reused = pool
+            .as_ref()
+            .and_then(|pool| pool.take(want_file, initial, program));
+        let (mapping, file, warm, last_program) = match reused {
             Some(Reserved {
                 mapping,
                 file,
                 warm,
-            }) => (mapping, file, warm),
+                program,
+            }) => (mapping, file, warm, program),
             None => {
                 let (mapping, file) = Self::reserve(key, want_file)?;
-                (mapping, file, 0)
+                (mapping, file, 0, program)
             }
         };
         // The initial pages read-write, every later one `PROT_NONE`: from a warm prefix of
         // the same size, nothing to do.
         let bytes = u64::from(initial) << PAGE_SHIFT;
         let warm_bytes = u64::from(warm) << PAGE_SHIFT;
-        if warm != initial
+        if last_program != program
             && warm > 0
             && let Some(file) = &file
         {
-            // A reservation changing size starts from an empty file. Its old prefix was
-            // zeroed in place (for a task of the old size), so it is still the file's data:
-            // kept, it would be zeroed again at every reset (and cost two `lseek`s more),
-            // whether or not a task of the new size ever touches it. A failure leaves zero
-            // pages, which is only memory.
+            // A reservation changing program starts from an empty file. Its old prefix was
+            // zeroed in place, so it is still the file's data: kept, it would be zeroed
+            // again at every reset (and cost two `lseek`s more) whether or not the new
+            // program ever touches it. The same program keeps it (another task of it
+            // touches the same pages, which stay resident: no fault). A failure leaves
+            // zero pages, which is only memory.
             let _ = file.punch_all(warm_bytes);
         }
         mapping.commit(warm_bytes, bytes)?;
@@ -222,6 +229,7 @@ impl AddressSpace {
             guards: options.guest_protection && guard_regions_supported(),
             file,
             warm: AtomicU32::new(NOT_WARM),
+            program,
         })
     }
 
@@ -1223,6 +1231,7 @@ impl Drop for AddressSpace {
                 mapping,
                 file: self.file.take(),
                 warm,
+                program: self.program,
             });
         }
     }
@@ -1316,7 +1325,7 @@ mod tests {
                 threshold_pages: 0,
             },
         };
-        AddressSpace::new(1, initial, limit, options, None).unwrap()
+        AddressSpace::new(1, 1, initial, limit, options, None).unwrap()
     }
 
     /// The number of lines of `/proc/self/maps` that overlap the space's reservation.
@@ -1458,14 +1467,14 @@ mod tests {
                 threshold_pages: 0,
             },
         };
-        let spawn = |key| AddressSpace::new(key, 2, 8, options, Some(pool.clone())).unwrap();
+        let spawn = |key| AddressSpace::new(key, 1, 2, 8, options, Some(pool.clone())).unwrap();
         let space = spawn(1);
         // SAFETY: page 1 is committed and read-write; nothing else uses it.
         unsafe { space.at(PAGE as u32 + 8).write(7) };
         space.terminate();
         space.terminate();
         drop(space);
-        let kept = pool.take(true, 2).expect("kept");
+        let kept = pool.take(true, 2, 1).expect("kept");
         assert_eq!(kept.warm, 2, "the prefix is kept");
         pool.put(kept);
 
@@ -1477,19 +1486,20 @@ mod tests {
         assert_eq!(result, Err(KernReturn::SendInvalidDest));
         space.terminate();
         drop(space);
-        let kept = pool.take(true, 2).expect("kept");
+        let kept = pool.take(true, 2, 1).expect("kept");
         assert_eq!(kept.warm, 0, "remapped, not warm");
     }
 
-    /// A reservation taken for a task of another size keeps nothing of the old prefix in
-    /// its file: only what the new task writes is zeroed at the next reset.
+    /// A reservation taken by another program keeps nothing of the old prefix in its file
+    /// (only what the new task writes is zeroed at the next reset); taken by the same
+    /// program, whatever its size, it keeps its pages resident.
     #[test]
-    fn a_reservation_changing_size_starts_from_an_empty_file() {
+    fn a_reservation_taken_by_another_program_starts_from_an_empty_file() {
         if !files_supported() {
             eprintln!("skipped: no memory files here");
             return;
         }
-        let pool = Arc::new(SpacePool::new(4));
+        let pool = Arc::new(SpacePool::new(1));
         let options = SpaceOptions {
             quota_pages: None,
             guest_protection: true,
@@ -1499,24 +1509,58 @@ mod tests {
                 threshold_pages: 0,
             },
         };
-        let spawn = |initial| AddressSpace::new(1, initial, 8, options, Some(pool.clone()));
-        let space = spawn(1).unwrap();
+        let spawn = |program, initial| {
+            AddressSpace::new(1, program, initial, 8, options, Some(pool.clone())).unwrap()
+        };
+        let space = spawn(1, 1);
         // SAFETY: page 0 is committed and read-write; nothing else uses it.
         unsafe { space.at(8).write(7) };
         drop(space);
-        let space = spawn(3).unwrap();
+        let space = spawn(2, 3);
         let file = space.file.clone().expect("a memory file");
         assert_eq!(file.allocated_bytes(), 0, "the old prefix is punched out");
         // SAFETY: page 2 is committed and read-write; nothing else uses it.
         unsafe { space.at(2 * PAGE as u32 + 8).write(7) };
         drop(space);
-        let kept = pool.take(true, 3).expect("kept");
-        assert_eq!(kept.warm, 3);
+        let only_page_2 = vec![(2 * PAGE, 2 * PAGE + 4096)];
         assert_eq!(
             file.data_below(3 * PAGE).unwrap(),
-            vec![(2 * PAGE, 2 * PAGE + 4096)],
+            only_page_2,
             "only the page the task wrote, zeroed in place"
         );
+
+        // The same program with one page more, then one page less: the page stays.
+        drop(spawn(2, 4));
+        assert_eq!(file.data_below(4 * PAGE).unwrap(), only_page_2);
+        let space = spawn(2, 3);
+        assert!(Arc::ptr_eq(space.file.as_ref().unwrap(), &file));
+        assert_eq!(file.data_below(4 * PAGE).unwrap(), only_page_2);
+        // SAFETY: page 2 is committed and read-write; nothing else uses it.
+        assert_eq!(unsafe { space.at(2 * PAGE as u32 + 8).read() }, 0, "zeroed");
+    }
+
+    /// The pool gives a task the reservation its program used last, then one of its size.
+    #[test]
+    fn the_pool_prefers_the_same_program_then_the_same_size() {
+        let pool = SpacePool::new(4);
+        let reserved = |warm, program| Reserved {
+            mapping: Mapping::reserve(None).unwrap(),
+            file: None,
+            warm,
+            program,
+        };
+        for (warm, program) in [(1, 7), (2, 8), (1, 8), (2, 9)] {
+            pool.put(reserved(warm, program));
+        }
+        let take = |initial, program| {
+            let r = pool.take(false, initial, program).expect("kept");
+            (r.warm, r.program)
+        };
+        assert_eq!(take(2, 8), (2, 8), "same program, same size");
+        assert_eq!(take(2, 7), (1, 7), "same program");
+        assert_eq!(take(2, 5), (2, 9), "same size");
+        assert_eq!(take(2, 5), (1, 8), "any");
+        assert!(pool.take(false, 2, 5).is_none());
     }
 
     #[test]
