@@ -81,8 +81,10 @@ pub struct RuntimeOptions {
     /// nothing of the old one. A dropped task whose initial pages were still all it had,
     /// read-write, and at most 32 (2 MiB; 4 without a memory file) leaves them mapped and
     /// zeroed in place: a task of the same size then spawns and drops without a system call
-    /// for its memory. Each kept reservation costs a file descriptor, address space, and the
-    /// memory of the pages its last task wrote in that prefix (at most 2 MiB).
+    /// for its memory. A spawn takes the reservation its module's tasks used last if one is
+    /// kept, else one of its initial size. Each kept reservation costs a file descriptor,
+    /// address space, and the memory of the pages its module's tasks wrote in that prefix
+    /// (at most 2 MiB).
     pub spawn_pool: usize,
     /// The fewest pages a `vm_read` or `vm_copy` shares in [`CopyMode::Auto`] (default
     /// 256, 16 MiB: from there the call and a read of every byte of the copy cost what a

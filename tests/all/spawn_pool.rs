@@ -140,35 +140,73 @@ fn a_warm_reservation_reads_zero_for_tasks_of_every_size() {
 
             let new = rt.spawn(&new_module).unwrap();
             assert_eq!(new.debug_base(), base, "{case}: the reservation is reused");
-            let mut want = vec![0u8; (new_pages * PAGE) as usize];
-            want[16..20].copy_from_slice(b"seed");
-            let seen = new.vm_read(0, new_pages * PAGE).unwrap();
-            let differ = seen.iter().zip(&want).filter(|(a, b)| a != b).count();
-            assert_eq!(differ, 0, "{case}: bytes of the old task are visible");
-            assert_eq!(new.regions().len(), 1, "{case}: {:?}", new.regions());
-            // its last page is writable by the guest, the page after it is not there
-            new.call::<(u32, u32), ()>("store", (new_pages * PAGE - 4, 1))
-                .unwrap();
-            assert!(
-                new.call::<u32, i32>("load", new_pages * PAGE).is_err(),
-                "{case}: a load past the memory traps"
-            );
-            assert_eq!(
-                new.vm_read(new_pages * PAGE, PAGE),
-                Err(KernReturn::InvalidAddress),
-                "{case}"
-            );
-            // growing over the old task's pages finds zeros
-            assert_eq!(
-                new.call::<u32, i32>("grow", 20).unwrap(),
-                new_pages as i32,
-                "{case}"
-            );
-            let grown = new.vm_read(new_pages * PAGE, 20 * PAGE).unwrap();
-            assert!(
-                grown.iter().all(|&b| b == 0),
-                "{case}: grown memory reads zero"
-            );
+            sees_only_itself(&new, new_pages, &case);
         }
     }
+}
+
+/// A task that grew its memory hands its reservation back warm with its grown size; the
+/// next task of the same program (which keeps the file's pages resident) starts at the
+/// program's initial size and sees nothing of it.
+#[test]
+fn a_warm_reservation_reads_zero_for_the_next_task_of_a_program_that_grew() {
+    for copy in [CopyMode::Auto, CopyMode::Physical] {
+        for (initial, grown) in [(1, 1), (4, 2), (3, 14)] {
+            let case = format!("{copy:?}, {initial} pages grown by {grown}");
+            let rt = runtime(copy, 1);
+            let module = rt
+                .compile(guest(&format!("(memory {initial} 64)"), BODY))
+                .unwrap();
+            let old = rt.spawn(&module).unwrap();
+            let base = old.debug_base();
+            assert_eq!(old.call::<u32, i32>("grow", grown).unwrap(), initial as i32);
+            let pages = initial + grown;
+            old.vm_write(0, &pattern(5, (pages * PAGE) as usize))
+                .unwrap();
+            for page in 0..pages {
+                old.call::<(u32, u32), ()>("store", (page * PAGE + 4096, 0xdead_beef))
+                    .unwrap();
+            }
+            drop(old);
+            assert_eq!(rt.debug_pooled(), 1, "{case}: the reservation is kept");
+
+            let new = rt.spawn(&module).unwrap();
+            assert_eq!(new.debug_base(), base, "{case}: the reservation is reused");
+            sees_only_itself(&new, initial, &case);
+        }
+    }
+}
+
+/// Checks that `new`, a task of `pages` pages spawned on a reused reservation, reads zero
+/// but its data segment, can store to its last page and not past it, and grows into zeros.
+fn sees_only_itself(new: &wasmach::Task, pages: u32, case: &str) {
+    let mut want = vec![0u8; (pages * PAGE) as usize];
+    want[16..20].copy_from_slice(b"seed");
+    let seen = new.vm_read(0, pages * PAGE).unwrap();
+    let differ = seen.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 0, "{case}: bytes of the old task are visible");
+    assert_eq!(new.regions().len(), 1, "{case}: {:?}", new.regions());
+    // its last page is writable by the guest, the page after it is not there
+    new.call::<(u32, u32), ()>("store", (pages * PAGE - 4, 1))
+        .unwrap();
+    assert!(
+        new.call::<u32, i32>("load", pages * PAGE).is_err(),
+        "{case}: a load past the memory traps"
+    );
+    assert_eq!(
+        new.vm_read(pages * PAGE, PAGE),
+        Err(KernReturn::InvalidAddress),
+        "{case}"
+    );
+    // growing over the old task's pages finds zeros
+    assert_eq!(
+        new.call::<u32, i32>("grow", 20).unwrap(),
+        pages as i32,
+        "{case}"
+    );
+    let grown = new.vm_read(pages * PAGE, 20 * PAGE).unwrap();
+    assert!(
+        grown.iter().all(|&b| b == 0),
+        "{case}: grown memory reads zero"
+    );
 }
