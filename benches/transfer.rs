@@ -285,28 +285,19 @@ fn spawn(c: &mut Criterion) {
         })
     });
     // wasmtime's fastest path with the default allocator: a pre-linked `InstancePre`.
-    let pre = wasmtime::Linker::new(&engine)
-        .instantiate_pre(&plain)
-        .expect("instance pre");
-    group.bench_function("baseline/wasmtime_instance_pre", |b| {
-        b.iter(|| {
-            let mut store = wasmtime::Store::new(&engine, ());
-            black_box(pre.instantiate(&mut store).expect("instance"));
-        })
-    });
+    let pre = pre_linked(&engine, WAT);
+    group.bench_function(
+        "baseline/wasmtime_instance_pre",
+        instantiating(&engine, &pre),
+    );
     // wasmtime's pooling allocator (its fastest instantiation: slots reused, memory reset
     // in place), sized like wasmach's spawn pool.
     let pooled_engine = pooled_engine();
-    let pooled = wasmtime::Module::new(&pooled_engine, WAT).expect("module");
-    let pooled_pre = wasmtime::Linker::new(&pooled_engine)
-        .instantiate_pre(&pooled)
-        .expect("instance pre");
-    group.bench_function("baseline/wasmtime_pooling_instance_pre", |b| {
-        b.iter(|| {
-            let mut store = wasmtime::Store::new(&pooled_engine, ());
-            black_box(pooled_pre.instantiate(&mut store).expect("instance"));
-        })
-    });
+    let pooled_pre = pre_linked(&pooled_engine, WAT);
+    group.bench_function(
+        "baseline/wasmtime_pooling_instance_pre",
+        instantiating(&pooled_engine, &pooled_pre),
+    );
     group.bench_function(BenchmarkId::new("wasmach_spawn", "compiled"), |b| {
         b.iter(|| black_box(runtime.spawn(&module).expect("spawn")))
     });
@@ -335,16 +326,11 @@ fn spawn(c: &mut Criterion) {
             (i32.store (i32.const 1114200) (i32.const 1)))
         (start $start))"#;
     let growing = runtime.compile(GROWING).expect("compile");
-    let plain = wasmtime::Module::new(&pooled_engine, GROWING).expect("module");
-    let pre = wasmtime::Linker::new(&pooled_engine)
-        .instantiate_pre(&plain)
-        .expect("instance pre");
-    group.bench_function("baseline/wasmtime_pooling_instance_pre/growing", |b| {
-        b.iter(|| {
-            let mut store = wasmtime::Store::new(&pooled_engine, ());
-            black_box(pre.instantiate(&mut store).expect("instance"));
-        })
-    });
+    let pre = pre_linked(&pooled_engine, GROWING);
+    group.bench_function(
+        "baseline/wasmtime_pooling_instance_pre/growing",
+        instantiating(&pooled_engine, &pre),
+    );
     group.bench_function(BenchmarkId::new("wasmach_spawn", "growing"), |b| {
         b.iter(|| black_box(runtime.spawn(&growing).expect("spawn")))
     });
@@ -358,41 +344,46 @@ fn spawn(c: &mut Criterion) {
     ] {
         let bytes = std::fs::read(path).expect("guest program");
         let module = runtime.compile(&bytes).expect("compile");
-        let plain = wasmtime::Module::new(&engine, &bytes).expect("module");
-        let mut linker = wasmtime::Linker::new(&engine);
-        linker
-            .define_unknown_imports_as_traps(&plain)
-            .expect("imports");
-        let pre = linker.instantiate_pre(&plain).expect("instance pre");
+        let pre = pre_linked(&engine, &bytes);
         group.bench_function(
             BenchmarkId::new("baseline/wasmtime_instance_pre", name),
-            |b| {
-                b.iter(|| {
-                    let mut store = wasmtime::Store::new(&engine, ());
-                    black_box(pre.instantiate(&mut store).expect("instance"));
-                })
-            },
+            instantiating(&engine, &pre),
         );
-        let plain = wasmtime::Module::new(&pooled_engine, &bytes).expect("module");
-        let mut linker = wasmtime::Linker::new(&pooled_engine);
-        linker
-            .define_unknown_imports_as_traps(&plain)
-            .expect("imports");
-        let pre = linker.instantiate_pre(&plain).expect("instance pre");
+        let pre = pre_linked(&pooled_engine, &bytes);
         group.bench_function(
             BenchmarkId::new("baseline/wasmtime_pooling_instance_pre", name),
-            |b| {
-                b.iter(|| {
-                    let mut store = wasmtime::Store::new(&pooled_engine, ());
-                    black_box(pre.instantiate(&mut store).expect("instance"));
-                })
-            },
+            instantiating(&pooled_engine, &pre),
         );
         group.bench_function(BenchmarkId::new("wasmach_spawn", name), |b| {
             b.iter(|| black_box(runtime.spawn(&module).expect("spawn")))
         });
     }
     group.finish();
+}
+
+/// `bytes` compiled on `engine` and pre-linked, every import trapping (the guest programs'
+/// "mach" imports are the runtime's; a spawn baseline never calls them).
+fn pre_linked(engine: &wasmtime::Engine, bytes: impl AsRef<[u8]>) -> wasmtime::InstancePre<()> {
+    let module = wasmtime::Module::new(engine, bytes).expect("module");
+    let mut linker = wasmtime::Linker::new(engine);
+    linker
+        .define_unknown_imports_as_traps(&module)
+        .expect("imports");
+    linker.instantiate_pre(&module).expect("instance pre")
+}
+
+/// The loop of a spawn baseline: `pre` instantiated in a new store of `engine`, then both
+/// dropped.
+fn instantiating<'a>(
+    engine: &'a wasmtime::Engine,
+    pre: &'a wasmtime::InstancePre<()>,
+) -> impl FnMut(&mut criterion::Bencher<'_>) + 'a {
+    move |b| {
+        b.iter(|| {
+            let mut store = wasmtime::Store::new(engine, ());
+            black_box(pre.instantiate(&mut store).expect("instance"));
+        })
+    }
 }
 
 /// An engine with wasmtime's pooling instance allocator, 16 slots (wasmach's default spawn

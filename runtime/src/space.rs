@@ -1316,7 +1316,13 @@ mod tests {
         map_budget: u32,
         mode: CopyMode,
     ) -> AddressSpace {
-        let options = SpaceOptions {
+        let options = options(guest_protection, map_budget, mode);
+        AddressSpace::new(1, 1, initial, limit, options, None).unwrap()
+    }
+
+    /// Options with no quota and every copy of `mode` virtual if it can be.
+    fn options(guest_protection: bool, map_budget: u32, mode: CopyMode) -> SpaceOptions {
+        SpaceOptions {
             quota_pages: None,
             guest_protection,
             map_budget,
@@ -1324,8 +1330,7 @@ mod tests {
                 mode,
                 threshold_pages: 0,
             },
-        };
-        AddressSpace::new(1, 1, initial, limit, options, None).unwrap()
+        }
     }
 
     /// The number of lines of `/proc/self/maps` that overlap the space's reservation.
@@ -1458,15 +1463,7 @@ mod tests {
     #[test]
     fn a_space_goes_back_warm_only_while_its_mapping_follows_its_table() {
         let pool = Arc::new(SpacePool::new(4));
-        let options = SpaceOptions {
-            quota_pages: None,
-            guest_protection: true,
-            map_budget: 64,
-            copy: CopyPolicy {
-                mode: CopyMode::Auto,
-                threshold_pages: 0,
-            },
-        };
+        let options = options(true, 64, CopyMode::Auto);
         let spawn = |key| AddressSpace::new(key, 1, 2, 8, options, Some(pool.clone())).unwrap();
         let space = spawn(1);
         // SAFETY: page 1 is committed and read-write; nothing else uses it.
@@ -1500,15 +1497,7 @@ mod tests {
             return;
         }
         let pool = Arc::new(SpacePool::new(1));
-        let options = SpaceOptions {
-            quota_pages: None,
-            guest_protection: true,
-            map_budget: 64,
-            copy: CopyPolicy {
-                mode: CopyMode::Auto,
-                threshold_pages: 0,
-            },
-        };
+        let options = options(true, 64, CopyMode::Auto);
         let spawn = |program, initial| {
             AddressSpace::new(1, program, initial, 8, options, Some(pool.clone())).unwrap()
         };

@@ -128,13 +128,7 @@ fn a_warm_reservation_reads_zero_for_tasks_of_every_size() {
                 .unwrap();
             let old = rt.spawn(&old_module).unwrap();
             let base = old.debug_base();
-            // the host's writes and the guest's own stores, on every page
-            old.vm_write(0, &pattern(5, (old_pages * PAGE) as usize))
-                .unwrap();
-            for page in 0..old_pages {
-                old.call::<(u32, u32), ()>("store", (page * PAGE + 4096, 0xdead_beef))
-                    .unwrap();
-            }
+            scribble(&old, old_pages);
             drop(old);
             assert_eq!(rt.debug_pooled(), 1, "{case}: the reservation is kept");
 
@@ -160,13 +154,7 @@ fn a_warm_reservation_reads_zero_for_the_next_task_of_a_program_that_grew() {
             let old = rt.spawn(&module).unwrap();
             let base = old.debug_base();
             assert_eq!(old.call::<u32, i32>("grow", grown).unwrap(), initial as i32);
-            let pages = initial + grown;
-            old.vm_write(0, &pattern(5, (pages * PAGE) as usize))
-                .unwrap();
-            for page in 0..pages {
-                old.call::<(u32, u32), ()>("store", (page * PAGE + 4096, 0xdead_beef))
-                    .unwrap();
-            }
+            scribble(&old, initial + grown);
             drop(old);
             assert_eq!(rt.debug_pooled(), 1, "{case}: the reservation is kept");
 
@@ -174,6 +162,16 @@ fn a_warm_reservation_reads_zero_for_the_next_task_of_a_program_that_grew() {
             assert_eq!(new.debug_base(), base, "{case}: the reservation is reused");
             sees_only_itself(&new, initial, &case);
         }
+    }
+}
+
+/// The host's writes and the guest's own stores, on every one of the `pages` pages of `old`.
+fn scribble(old: &wasmach::Task, pages: u32) {
+    old.vm_write(0, &pattern(5, (pages * PAGE) as usize))
+        .unwrap();
+    for page in 0..pages {
+        old.call::<(u32, u32), ()>("store", (page * PAGE + 4096, 0xdead_beef))
+            .unwrap();
     }
 }
 
