@@ -11,8 +11,10 @@
 //!   import and an 8-byte copy through kept handles, a failing call (bad alignment: the
 //!   check-and-return path), and the cheapest import.
 //! - `spawn`: spawning (and dropping) a task from a compiled module, with the default options
-//!   and with physical copies, against wasmtime's `Instance::new` and `InstancePre::instantiate`
-//!   with its default allocator and with its pooling allocator.
+//!   and with physical copies (also with 500 other tasks alive), against wasmtime's
+//!   `Instance::new` and `InstancePre::instantiate` with its default allocator and with its
+//!   pooling allocator: a one-page module, a 17-page one that grows as it starts, and the
+//!   core-module guest programs.
 //!
 //! `cargo bench --bench transfer` runs it all; `cargo test --benches` runs each case once.
 

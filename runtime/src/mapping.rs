@@ -208,16 +208,20 @@ impl Mapping {
     /// punched out, its anonymous pages discarded), and nothing else reaches the
     /// reservation any more.
     pub(crate) unsafe fn reset_warm(&self, file: Option<&TaskFile>, warm: u64) -> io::Result<()> {
-        let extents = match file {
-            Some(file) if warm > ZERO_WHOLE_BYTES => file.data_below(warm)?,
-            _ => vec![(0, warm)],
-        };
-        for (from, to) in extents {
+        let zero = |from: u64, to: u64| {
             // SAFETY: `[from, to)` lies inside `[0, warm)`, mapped read-write (the contract
             // above); no Rust reference points into task memory.
             unsafe {
                 std::ptr::write_bytes(self.base().add(from as usize), 0, (to - from) as usize)
-            };
+            }
+        };
+        match file {
+            Some(file) if warm > ZERO_WHOLE_BYTES => {
+                for (from, to) in file.data_below(warm)? {
+                    zero(from, to);
+                }
+            }
+            _ => zero(0, warm),
         }
         Ok(())
     }

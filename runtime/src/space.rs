@@ -1181,20 +1181,19 @@ impl Drop for AddressSpace {
             self.pages(),
             self.file.is_some(),
         );
+        let dead = self.is_dead();
         let state = self.state.get_mut();
-        // A task that never terminated (a failed spawn) still has its table.
-        let live_warm = Self::warm_prefix_of(protection, committed, file, state);
+        let warm = if dead {
+            Some(self.warm.load(Ordering::Relaxed)).filter(|&w| w != NOT_WARM)
+        } else {
+            // A task that never terminated (a failed spawn) still has its table.
+            Self::warm_prefix_of(protection, committed, file, state)
+        };
         for (file, first, end) in state.views.clear() {
             file.drop_refs(first, end);
         }
         let remapped = state.remapped;
         let shared_elsewhere = self.file.as_ref().is_some_and(|f| !f.unreferenced());
-        let dead = self.is_dead();
-        let warm = if dead {
-            Some(self.warm.load(Ordering::Relaxed)).filter(|&w| w != NOT_WARM)
-        } else {
-            live_warm
-        };
         if shared_elsewhere {
             // The file lives on with the snapshots: its pages that none of them needs go
             // now (terminating kept the warm prefix for the pool).
